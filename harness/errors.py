@@ -1,0 +1,58 @@
+"""The exception hierarchy every check raises, each carrying exactly one category.
+
+`InfraFailure` is not an AssertionError, so pytest and Allure report it as *broken*;
+`ProductFailure` is one, so it is reported as *failed*. Messages start with `[category]`
+so that Allure's categories.json can route them by regex.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.taxonomy import Category
+
+
+class E2EFailure(Exception):
+    """A classified failure with its evidence (already redacted)."""
+
+    def __init__(
+        self,
+        category: Category,
+        message: str,
+        evidence: dict[str, Any] | None = None,
+        known_issue: str | None = None,
+    ) -> None:
+        self.category = Category(category)
+        self.detail = message
+        self.evidence = evidence or {}
+        self.known_issue = known_issue
+        super().__init__(f"[{self.category}] {message}")
+
+    @staticmethod
+    def of(
+        category: Category,
+        message: str,
+        evidence: dict[str, Any] | None = None,
+        known_issue: str | None = None,
+    ) -> E2EFailure:
+        """The right subclass for a category (infra -> broken, product -> failed)."""
+        cls = InfraFailure if Category(category).is_infra else ProductFailure
+        return cls(category, message, evidence, known_issue)
+
+
+class InfraFailure(E2EFailure):
+    """Infrastructure did not let the check run: Allure *broken*."""
+
+    def __init__(self, category: Category, *args: Any, **kwargs: Any) -> None:
+        if not Category(category).is_infra:
+            raise ValueError(f"{category} is not an infrastructure category")
+        super().__init__(category, *args, **kwargs)
+
+
+class ProductFailure(E2EFailure, AssertionError):
+    """The product answered wrongly: Allure *failed*."""
+
+    def __init__(self, category: Category, *args: Any, **kwargs: Any) -> None:
+        if Category(category).is_infra:
+            raise ValueError(f"{category} is not a product category")
+        super().__init__(category, *args, **kwargs)

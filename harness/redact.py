@@ -1,0 +1,73 @@
+"""Redaction at the source: every string that leaves the harness passes through `redact`.
+
+Secrets are registered by value (the bypass key from the environment, every token the suite
+receives) and also recognised by shape (JWTs, `Bearer …`, `jwt.<token>` subprotocols), so a
+secret we never registered is still masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***REDACTED***"
+_MIN_SECRET_LEN = 6
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|\.)[A-Za-z0-9._~+/=-]{8,}")
+_SUBPROTOCOL = re.compile(r"\b(jwt|jwt-auth)\.[A-Za-z0-9._~+/=-]{8,}")
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "x-e2e-bypass-key", "cookie", "set-cookie", "sec-websocket-protocol", "x-service-secret"}
+)
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register(*values: str | None) -> None:
+    """Remember secret values so that they are masked wherever they appear later."""
+    with _lock:
+        for value in values:
+            if value and len(value) >= _MIN_SECRET_LEN:
+                _secrets.add(value)
+
+
+def redact(text: Any) -> str:
+    """`text` as a string with every known or secret-shaped value masked."""
+    out = text if isinstance(text, str) else str(text)
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        if secret in out:
+            out = out.replace(secret, MASK)
+    out = _JWT.sub(MASK, out)
+    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", out)
+    return _SUBPROTOCOL.sub(lambda m: f"{m.group(1)}.{MASK}", out)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with credential-bearing values masked whole, and the rest scanned."""
+    return {k: (MASK if k.lower() in SENSITIVE_HEADERS else redact(v)) for k, v in headers.items()}
+
+
+def redact_data(value: Any) -> Any:
+    """A JSON-like structure with every string redacted (keys kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts the rendered message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True

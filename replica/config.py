@@ -1,0 +1,58 @@
+"""The knobs of the replica's services, passed to each child process as REPLICA_* variables.
+
+One dataclass is the single source of truth: the daemon builds it from a scenario, `to_env()`
+hands it to the backend and auth processes, and `from_env()` reads it back there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+StartupMode = Literal["blocking", "early"]
+WsAuth = Literal["strict", "relaxed"]
+AgentMode = Literal["normal", "broken"]
+AuthMode = Literal["normal", "reject_bypass"]
+
+ENV_PREFIX = "REPLICA_"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the backend and the auth service need to know about the scenario they run in."""
+
+    jwt_secret: str = "replica-dev-secret-not-for-staging"
+    bypass_key: str = ""
+    backend_database_url: str = ""  # through the fault proxy (the VPC connector's place)
+    auth_database_url: str = ""  # direct: the auth service stays healthy in issue-1278
+    db_timeout_s: float = 3.0  # the database phase's timeout (staging: 75-95 s)
+    db_pool_max: int = 10
+    health_db_timeout_s: float = 1.0
+    # blocking: nothing is served until startup ends (uvicorn's real behaviour; callers see the front
+    # door's 503 page). early: /health answers JSON 503 with startup fields while the phases run.
+    startup_mode: StartupMode = "blocking"
+    early_fail_grace_s: float = 2.0  # early mode: how long a failed startup serves its JSON before exit 3
+    ws_auth: WsAuth = "strict"
+    agent_mode: AgentMode = "normal"
+    agent_step_delay_s: float = 0.05
+    auth_mode: AuthMode = "normal"
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceConfig:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            default = f.default
+            values[f.name] = type(default)(raw) if isinstance(default, (int, float)) else raw
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> ServiceConfig:
+        return dataclasses.replace(self, **changes)
