@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from replica.ports import free_port
+from replica.supervisor import die_with_parent
 
 PG_USER = "pgserver"
 SUPERUSER = "postgres"
@@ -95,7 +97,8 @@ class PostgresServer:
             stderr=subprocess.STDOUT,
             **_identity(user),
             cwd=self.root,
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C to the terminal reaches us, not postgres directly
+            preexec_fn=die_with_parent(signal.SIGINT),  # SIGINT: postgres's fast shutdown
         )  # fmt: skip
         self._wait_ready(timeout_s)
 
@@ -115,7 +118,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: postgres's "smart" shutdown; fast enough with no clients
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,5 @@
+import sys
+
+from replica.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""`python -m replica up|down|status|fix|fault|scenarios`: the replica from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from replica import scenarios
+from replica.handle import DEFAULT_RUN_DIR, ReplicaError, ReplicaHandle
+
+
+def _print_urls(handle: ReplicaHandle) -> None:
+    print(f"scenario:    {handle.state['scenario']}")
+    print(f"backend:     {handle.backend_url}")
+    print(f"auth:        {handle.auth_url}")
+    print(f"websocket:   {handle.ws_url}")
+    print(f"control:     {handle.state['control_url']}")
+    print(f"state file:  {handle.run_dir / 'state.json'} (holds the local bypass key, mode 0600)")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    overrides = dict(kv.split("=", 1) for kv in args.set or [])
+    handle = ReplicaHandle.start(args.scenario, args.run_dir, overrides=overrides or None)
+    _print_urls(handle)
+    if not args.foreground:
+        print("stop it with: python -m replica down")
+        return 0
+    print("running in the foreground; Ctrl-C stops everything")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        handle.stop()
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    try:
+        handle = ReplicaHandle.attach(args.run_dir)
+    except ReplicaError as exc:
+        print(exc)
+        return 0
+    handle.stop()
+    print("replica stopped")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(ReplicaHandle.attach(args.run_dir).status(), indent=2))
+    return 0
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    status = ReplicaHandle.attach(args.run_dir).fix()
+    print(f"faults cleared: {json.dumps(status['faults'])}")
+    return 0
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    status = ReplicaHandle.attach(args.run_dir).set_fault(args.db, args.gateway_error_rate)
+    print(f"faults now: {json.dumps(status['faults'])}")
+    return 0
+
+
+def cmd_scenarios(_: argparse.Namespace) -> int:
+    for scenario in scenarios.SCENARIOS.values():
+        print(f"{scenario.name:16} {scenario.summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m replica", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the replica and print its URLs")
+    up.add_argument("--scenario", default="healthy", choices=sorted(scenarios.SCENARIOS))
+    up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
+    up.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a service knob")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything the replica started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="processes, restarts, exit codes, faults").set_defaults(func=cmd_status)
+    sub.add_parser("fix", help="clear the infrastructure faults (the fix)").set_defaults(func=cmd_fix)
+    fault = sub.add_parser("fault", help="set faults at runtime")
+    fault.add_argument("--db", help="none | hang | refuse | reset | latency:MS")
+    fault.add_argument("--gateway-error-rate", type=float, help="share of backend requests answered 503 HTML")
+    fault.set_defaults(func=cmd_fault)
+    sub.add_parser("scenarios", help="list the scenarios").set_defaults(func=cmd_scenarios)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ReplicaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,268 @@
+"""The replica's runtime: one process that owns PostgreSQL, the fault proxy, the two services, the
+two front doors and a control API, and stops all of them together.
+
+Run by `python -m replica up` (detached) or `python -m replica up --foreground` (Ctrl-C stops it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from replica import scenarios
+from replica.config import ServiceConfig
+from replica.faultproxy import Fault, FaultProxy
+from replica.frontdoor import FrontDoor, GatewayFaults
+from replica.ports import free_port
+from replica.postgres import PostgresServer
+from replica.state import STATE_FILE, write_state
+from replica.supervisor import Backoff, ProcessSupervisor
+
+log = logging.getLogger("replica")
+
+BYPASS_KEY_ENV = "E2E_OAUTH_SIMULATION_KEY"
+EXTERNAL_DB_ENV = "REPLICA_EXTERNAL_DATABASE_URL"
+JWT_SECRET_ENV = "REPLICA_JWT_SECRET"  # lets the suite mint an expired-but-valid token for negative auth
+
+
+class Runtime:
+    """Everything one replica runs, wired explicitly."""
+
+    def __init__(
+        self,
+        scenario: scenarios.Scenario,
+        run_dir: Path,
+        overrides: dict[str, Any] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.overrides = overrides or {}
+        self.backoff = backoff or Backoff()
+        self.stop_event = asyncio.Event()
+        self.gateway = GatewayFaults(scenario.gateway_error_rate)
+        self.postgres: PostgresServer | None = None
+        self.hog: list[asyncpg.Connection] = []
+        self.hog_task: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        db_host, db_port, direct_url = self._start_postgres()
+        proxy_port = free_port()
+        self.proxy = FaultProxy(db_host, db_port, proxy_port, self.scenario.db_fault)
+        await self.proxy.start()
+        proxied_url = _with_port(direct_url, proxy_port)
+
+        bypass_key = os.environ.get(BYPASS_KEY_ENV) or secrets.token_urlsafe(24)
+        config = ServiceConfig(
+            jwt_secret=os.environ.get(JWT_SECRET_ENV) or secrets.token_urlsafe(32),
+            bypass_key=bypass_key,
+            backend_database_url=proxied_url,
+            auth_database_url=direct_url,
+        ).replace(**{**self.scenario.service, **self.overrides})
+        self.backend_port, self.auth_port = free_port(), free_port()
+        self.backend = self._supervisor("backend", "replica.backend", self.backend_port, config)
+        self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)
+        self.backend_door = FrontDoor("backend", self.backend_port, self.gateway)
+        self.auth_door = FrontDoor("auth", self.auth_port)
+        ports = {"backend": free_port(), "auth": free_port(), "control": free_port()}
+        servers = [
+            _server(self.backend_door.app, ports["backend"]),
+            _server(self.auth_door.app, ports["auth"]),
+            _server(self._control_app(), ports["control"]),
+        ]
+        self.auth.start()
+        self.backend.start()
+        serving = [asyncio.create_task(s.serve()) for s in servers]
+        while not all(s.started for s in servers):
+            await asyncio.sleep(0.02)
+        if self.scenario.hog_connections:
+            self.hog_task = asyncio.create_task(self._hog_when_ready(direct_url))
+        write_state(
+            self.run_dir,
+            {
+                "pid": os.getpid(),
+                "scenario": self.scenario.name,
+                "backend_url": f"http://127.0.0.1:{ports['backend']}",
+                "auth_url": f"http://127.0.0.1:{ports['auth']}",
+                "ws_url": f"ws://127.0.0.1:{ports['backend']}/ws",
+                "control_url": f"http://127.0.0.1:{ports['control']}",
+                "backend_ready_expected": self.scenario.backend_ready_expected,
+                "postgres_pid": self.postgres.process.pid
+                if self.postgres and self.postgres.process
+                else None,
+                "bypass_key": bypass_key,
+                "started_at": self.started_at,
+            },
+        )
+        log.info(
+            "replica %s serving: backend :%s auth :%s", self.scenario.name, ports["backend"], ports["auth"]
+        )
+        await self.stop_event.wait()
+        log.info("stopping replica")
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving, return_exceptions=True)
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self.hog_task:
+            self.hog_task.cancel()
+        for conn in self.hog:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)
+        await asyncio.gather(self.backend.stop(), self.auth.stop(), return_exceptions=True)
+        await self.proxy.stop()
+        await asyncio.gather(self.backend_door.aclose(), self.auth_door.aclose(), return_exceptions=True)
+        if self.postgres:
+            self.postgres.stop()
+        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+
+    def _start_postgres(self) -> tuple[str, int, str]:
+        external = os.environ.get(EXTERNAL_DB_ENV)
+        if external:
+            parts = urlsplit(external)
+            return parts.hostname or "127.0.0.1", parts.port or 5432, external
+        self.postgres = PostgresServer(
+            self.run_dir / "postgres", max_connections=self.scenario.pg_max_connections
+        )
+        self.postgres.start()
+        return "127.0.0.1", self.postgres.port, self.postgres.url
+
+    def _supervisor(self, name: str, module: str, port: int, config: ServiceConfig) -> ProcessSupervisor:
+        return ProcessSupervisor(
+            name=name,
+            argv=[sys.executable, "-m", module, "--port", str(port)],
+            env=config.to_env(),
+            log_path=self.run_dir / f"{name}.log",
+            backoff=self.backoff,
+        )
+
+    async def _hog_when_ready(self, direct_url: str) -> None:
+        """Other tenants of a shared Cloud SQL instance: take every free connection and keep it."""
+        async with httpx.AsyncClient(timeout=2) as client:
+            while not self.stop_event.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{self.backend_port}/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+        while len(self.hog) < self.scenario.pg_max_connections:
+            try:
+                self.hog.append(await asyncpg.connect(direct_url, timeout=2))
+            except (asyncpg.PostgresError, OSError, TimeoutError):
+                break
+        log.info("hogging %d database connections", len(self.hog))
+
+    # -- control API -----------------------------------------------------------------------
+    def _control_app(self) -> Starlette:
+        async def status(_: Request) -> JSONResponse:
+            return JSONResponse(self.status())
+
+        async def fault(request: Request) -> JSONResponse:
+            body = await request.json()
+            if "db" in body:
+                await self.proxy.set_fault(Fault.parse(str(body["db"])))
+            if "gateway_error_rate" in body:
+                self.gateway.error_rate = float(body["gateway_error_rate"])
+            return JSONResponse(self.status())
+
+        async def fix(_: Request) -> JSONResponse:
+            """What the infrastructure team's fix does: the database path and the gateway work again."""
+            await self.proxy.set_fault(Fault())
+            self.gateway.error_rate = 0.0
+            return JSONResponse(self.status())
+
+        async def stop(_: Request) -> JSONResponse:
+            self.stop_event.set()
+            return JSONResponse({"stopping": True})
+
+        return Starlette(
+            routes=[
+                Route("/status", status),
+                Route("/fault", fault, methods=["POST"]),
+                Route("/fix", fix, methods=["POST"]),
+                Route("/stop", stop, methods=["POST"]),
+            ]
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "faults": {"db": self.proxy.fault.to_dict(), "gateway_error_rate": self.gateway.error_rate},
+            "backend": self.backend.status(),
+            "auth": self.auth.status(),
+            "doors": {
+                door.name: {"requests": door.requests, "gateway_errors": door.gateway_errors}
+                for door in (self.backend_door, self.auth_door)
+            },
+            "db_proxy_connections": self.proxy.connections,
+            "hogged_connections": len(self.hog),
+        }
+
+
+def _with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host_port = f"{parts.hostname}:{port}"
+    return parts._replace(netloc=f"{netloc[0]}@{host_port}" if len(netloc) == 2 else host_port).geturl()
+
+
+def _server(app: Any, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws_max_size=2**24,
+        server_header=False, date_header=False,  # the upstream's headers pass through, as at Google's edge
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+    return server
+
+
+async def _main(args: argparse.Namespace) -> None:
+    runtime = Runtime(
+        scenarios.get(args.scenario),
+        Path(args.run_dir).resolve(),
+        overrides=json.loads(args.overrides) if args.overrides else None,
+        backoff=Backoff(initial_s=args.backoff_initial, max_s=args.backoff_max),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.stop_event.set)
+    await runtime.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m replica.daemon")
+    parser.add_argument("--scenario", default="healthy")
+    parser.add_argument("--run-dir", default=".replica")
+    parser.add_argument("--overrides", help="JSON object of ServiceConfig overrides")
+    parser.add_argument("--backoff-initial", type=float, default=1.0)
+    parser.add_argument("--backoff-max", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Start, find, steer and stop a replica from another process (the CLI, the suite, the tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from replica.state import read_state
+
+DEFAULT_RUN_DIR = Path(".replica")
+
+
+class ReplicaError(RuntimeError):
+    """The replica could not be started, reached or stopped."""
+
+
+@dataclass
+class ReplicaHandle:
+    run_dir: Path
+    state: dict[str, Any]
+
+    # -- finding and starting ----------------------------------------------------------------
+    @classmethod
+    def attach(cls, run_dir: Path = DEFAULT_RUN_DIR) -> ReplicaHandle:
+        state = read_state(run_dir)
+        if not state or not _alive(int(state["pid"])):
+            raise ReplicaError(f"no replica running in {run_dir} (start one with `python -m replica up`)")
+        return cls(run_dir, state)
+
+    @classmethod
+    def start(
+        cls,
+        scenario: str = "healthy",
+        run_dir: Path = DEFAULT_RUN_DIR,
+        *,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        backoff_max_s: float | None = None,
+        timeout_s: float = 30.0,
+    ) -> ReplicaHandle:
+        """Spawn the daemon detached and return once it serves (and, if expected, the backend is healthy)."""
+        run_dir = run_dir.resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        existing = read_state(run_dir)
+        if existing and _alive(int(existing["pid"])):
+            raise ReplicaError(
+                f"a replica is already running in {run_dir} (pid {existing['pid']}); `down` first"
+            )
+        argv = [sys.executable, "-m", "replica.daemon", "--scenario", scenario, "--run-dir", str(run_dir)]
+        if overrides:
+            argv += ["--overrides", json.dumps(dict(overrides))]
+        if backoff_max_s is not None:
+            argv += ["--backoff-max", str(backoff_max_s)]
+        log = open(run_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        handle = cls._wait_for_state(run_dir, process, deadline)
+        handle._wait_serving(deadline)
+        return handle
+
+    @classmethod
+    def _wait_for_state(
+        cls, run_dir: Path, process: subprocess.Popen[bytes], deadline: float
+    ) -> ReplicaHandle:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ReplicaError(
+                    f"replica daemon exited with {process.returncode}:\n{_tail(run_dir / 'daemon.log')}"
+                )
+            state = read_state(run_dir)
+            if state and state.get("pid") == process.pid:
+                return cls(run_dir, state)
+            time.sleep(0.05)
+        process.kill()
+        raise ReplicaError(f"replica did not start in time:\n{_tail(run_dir / 'daemon.log')}")
+
+    def _wait_serving(self, deadline: float) -> None:
+        paths = [("auth_url", "/health")]
+        if self.state.get("backend_ready_expected"):
+            paths.append(("backend_url", "/health"))
+        with httpx.Client(timeout=2) as client:
+            for key, path in paths:
+                while True:
+                    try:
+                        if client.get(self.state[key] + path).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise ReplicaError(
+                            f"{key}{path} not healthy in time:\n{_tail(self.run_dir / 'backend.log')}"
+                        )
+                    time.sleep(0.05)
+
+    # -- using --------------------------------------------------------------------------------
+    @property
+    def backend_url(self) -> str:
+        return str(self.state["backend_url"])
+
+    @property
+    def auth_url(self) -> str:
+        return str(self.state["auth_url"])
+
+    @property
+    def ws_url(self) -> str:
+        return str(self.state["ws_url"])
+
+    @property
+    def bypass_key(self) -> str:
+        return str(self.state["bypass_key"])
+
+    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = httpx.request(method, self.state["control_url"] + path, json=body, timeout=5)
+            response.raise_for_status()
+            return dict(response.json())
+        except httpx.HTTPError as exc:
+            raise ReplicaError(f"replica control {path} failed: {exc}") from exc
+
+    def status(self) -> dict[str, Any]:
+        return self._control("GET", "/status")
+
+    def fix(self) -> dict[str, Any]:
+        return self._control("POST", "/fix")
+
+    def set_fault(self, db: str | None = None, gateway_error_rate: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if db is not None:
+            body["db"] = db
+        if gateway_error_rate is not None:
+            body["gateway_error_rate"] = gateway_error_rate
+        return self._control("POST", "/fault", body)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the daemon (it stops its children in order), SIGKILL whatever is left."""
+        pid = int(self.state["pid"])
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for leftover in (pid, self.state.get("postgres_pid")):
+            if leftover and _alive(int(leftover)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(leftover), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # the daemon's session: services it spawned
+        (self.run_dir / "state.json").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} not written)"

@@ -1,0 +1,44 @@
+"""The shared entry point of the replica's two services: parse `--port`, read the env, run uvicorn.
+
+Both services listen on 127.0.0.1 only and log to stderr through the root logger (uvicorn's access
+log included, one line per request); nothing they log carries a token or the bypass key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from replica.config import ServiceConfig
+
+HOST = "127.0.0.1"
+GRACEFUL_SHUTDOWN_S = 3
+
+
+def serve(name: str, app_factory: Callable[[ServiceConfig], FastAPI], argv: list[str] | None = None) -> None:
+    """Run `app_factory(ServiceConfig.from_env())` on 127.0.0.1:--port until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m replica.{name}", description=f"the replica's {name} service"
+    )
+    parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+    )
+    app = app_factory(ServiceConfig.from_env())
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=args.port,
+        log_config=None,
+        ws="websockets-sansio",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
