@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make e2e-staging` and `make test`. Everything else is optional.
+# Two commands on a fresh machine: `make e2e-staging` and `make test`. The virtualenv builds itself.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,13 +6,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 0
 PYTEST_WORKERS := $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup,)
+REPORTS := reports
+ALLURE_RESULTS := $(REPORTS)/allure-results
+SUITE := tests/e2e_staging
+SCENARIO ?= healthy
+MARKERS ?= not issue_1278
+PYTEST_ARGS ?=
 
-.PHONY: help venv test lint fmt
+# One suite run: fresh results (not --clean-alluredir, which races under xdist), Allure, JUnit, verdict.
+# $(1): marker expression; $(2): environment prefix.
+define run_suite
+	@rm -rf $(ALLURE_RESULTS) $(REPORTS)/breaker.json && mkdir -p $(ALLURE_RESULTS)
+	$(2) $(BIN)/pytest $(SUITE) $(PYTEST_WORKERS) -m "$(1)" --alluredir $(ALLURE_RESULTS) \
+		--junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
+endef
+
+.PHONY: help venv test lint fmt e2e-staging reproduce-1278 replica-up replica-down
 
 help:
-	@echo "make e2e-staging   validate staging (default: the local replica, healthy)"
-	@echo "make test          the project's own tests"
-	@echo "make lint | fmt    ruff (+ actionlint)"
+	@echo "make e2e-staging     validate staging (E2E_ENV=local by default: the replica, healthy)"
+	@echo "make reproduce-1278  the Issue #1278 reproduction suite (local: the replica in scenario issue-1278)"
+	@echo "make test            the project's own tests"
+	@echo "make replica-up      start the local replica (SCENARIO=healthy|issue-1278|...); replica-down stops it"
+	@echo "make lint | fmt      ruff"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -24,7 +40,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_WORKERS)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,3 +49,15 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+e2e-staging: $(STAMP)
+	$(call run_suite,$(MARKERS),)
+
+reproduce-1278: $(STAMP)
+	$(call run_suite,issue_1278,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278})
+
+replica-up: $(STAMP)
+	$(BIN)/python -m replica up --scenario $(SCENARIO)
+
+replica-down: $(STAMP)
+	$(BIN)/python -m replica down

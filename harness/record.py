@@ -28,7 +28,8 @@ class TestRecord:
     nodeid: str = ""
     attempts: int = 1  # attempts of the operation that needed the most
     retries: list[Retry] = field(default_factory=list)
-    known_issue: str | None = None
+    known_issue: str | None = None  # the last known-issue signature an exchange matched (any attempt)
+    reproduced: str | None = None  # set only by a reproduction test that saw its issue's signature
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
     @property

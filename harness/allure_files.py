@@ -1,0 +1,84 @@
+"""Launch-wide files in the Allure results directory: categories, environment, executor, flaky marks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.taxonomy import DESCRIPTIONS, Category
+
+FLAKY_TAG = "flaky"
+KNOWN_ISSUE_MARK = "known issue"  # E2EFailure messages carry "(known issue issue-1278)"
+
+
+def categories() -> list[dict[str, Any]]:
+    """Allure categories matching the taxonomy; the known issue first, since the first match wins."""
+    rows: list[dict[str, Any]] = [
+        {
+            "name": "Known issue #1278 (reproduced)",
+            "matchedStatuses": ["broken", "failed"],
+            "messageRegex": rf"(?s).*\({KNOWN_ISSUE_MARK} issue-1278\).*",
+        }
+    ]
+    for category in Category:
+        rows.append(
+            {
+                "name": f"{category.value} - {DESCRIPTIONS[category]}",
+                "matchedStatuses": [category.allure_status],
+                "messageRegex": rf"(?s).*\[{re.escape(category.value)}\].*",
+            }
+        )
+    rows.append(
+        {"name": "Passed only after an infrastructure retry", "matchedStatuses": ["passed"], "flaky": True}
+    )
+    return rows
+
+
+def write_launch_files(results_dir: Path, environment: dict[str, str], executor: dict[str, Any]) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "categories.json").write_text(json.dumps(categories(), indent=2))
+    lines = [f"{key}={_escape(value)}" for key, value in sorted(environment.items())]
+    (results_dir / "environment.properties").write_text("\n".join(lines) + "\n")
+    (results_dir / "executor.json").write_text(json.dumps(executor, indent=2))
+
+
+def mark_flaky_results(results_dir: Path) -> int:
+    """Set statusDetails.flaky on results tagged flaky (allure-pytest has no runtime API for it)."""
+    marked = 0
+    for path in results_dir.glob("*-result.json"):
+        result = json.loads(path.read_text())
+        tags = {label.get("value") for label in result.get("labels", []) if label.get("name") == "tag"}
+        if FLAKY_TAG in tags and not result.get("statusDetails", {}).get("flaky"):
+            result.setdefault("statusDetails", {})["flaky"] = True
+            path.write_text(json.dumps(result))
+            marked += 1
+    return marked
+
+
+def executor_info() -> dict[str, Any]:
+    """From CI variables when there are any (GitHub Actions), else a local run."""
+    if os.environ.get("GITHUB_RUN_ID"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = os.environ.get("GITHUB_REPOSITORY", "")
+        run_id = os.environ["GITHUB_RUN_ID"]
+        return {
+            "name": "GitHub Actions",
+            "type": "github",
+            "buildName": f"{os.environ.get('GITHUB_WORKFLOW', 'e2e')} #{os.environ.get('GITHUB_RUN_NUMBER', run_id)}",
+            "buildOrder": int(os.environ.get("GITHUB_RUN_NUMBER", "0") or 0),
+            "buildUrl": f"{server}/{repo}/actions/runs/{run_id}",
+            "reportName": "Staging validation",
+        }
+    return {
+        "name": "local",
+        "type": "local",
+        "buildName": "make e2e-staging",
+        "reportName": "Staging validation",
+    }
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")

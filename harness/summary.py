@@ -1,0 +1,52 @@
+"""The terminal summary a person reads in five seconds: the diagnosis, then failures by category."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.taxonomy import DESCRIPTIONS
+from harness.verdict import TestResult, Verdict
+
+HEADLINES = {
+    "healthy": "HEALTHY: staging works (login, chat, AI answer, persistence)",
+    "issue_1278": "ISSUE #1278: the backend is down with the #1278 signature (gateway 503 / startup failed in its database phase) - infrastructure",
+    "infrastructure": "INFRASTRUCTURE: staging's infrastructure failed the run (not the product's code)",
+    "product_defect": "PRODUCT DEFECT: infrastructure answered, the product misbehaved",
+}
+
+
+def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> list[str]:
+    counts = verdict.counts
+    lines = [
+        "",
+        "=" * 100,
+        f"DIAGNOSIS {HEADLINES[verdict.diagnosis]}",
+        (
+            f"outcome {verdict.outcome(exit_status).upper()} | {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['broken']} broken, {counts['skipped']} skipped, {counts['flaky']} flaky | "
+            f"{verdict.duration_s:.1f}s | env {verdict.environment}"
+        ),
+    ]
+    groups: dict[str, list[TestResult]] = defaultdict(list)
+    for test in verdict.failures:
+        groups[test.category or ""].append(test)
+    for category in sorted(groups):
+        description = DESCRIPTIONS.get(category, "")  # type: ignore[call-overload]  # StrEnum keys match str
+        lines.append(f"  {category} ({len(groups[category])}) {description}")
+        for test in sorted(groups[category], key=lambda t: t.nodeid):
+            known = f" [known {test.known_issue}]" if test.known_issue else ""
+            lines.append(f"    {test.nodeid.split('::')[-1]}{known}: {_first_line(test.message)}")
+    flaky = [t for t in verdict.tests if t.flaky]
+    if flaky:
+        lines.append(
+            f"  passed after an infrastructure retry ({len(flaky)}): "
+            + ", ".join(t.nodeid.split("::")[-1] for t in flaky)
+        )
+    lines.append(f"verdict: {verdict_path}")
+    lines.append("=" * 100)
+    return lines
+
+
+def _first_line(message: str | None, width: int = 220) -> str:
+    text = (message or "").strip().splitlines()[0] if message else ""
+    return text if len(text) <= width else text[: width - 3] + "..."

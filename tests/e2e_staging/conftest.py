@@ -1,0 +1,44 @@
+"""Fixtures of the staging suite. No mocks here: every fixture talks to the real target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import allure
+import pytest
+
+from harness.pytest_plugin import settings_of
+from harness.settings import Settings
+from harness.staging import Login, Staging
+
+LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is part of the staging suite, and mocks have no place in it."""
+    for item in items:
+        item.add_marker(pytest.mark.e2e_staging)
+        module = getattr(item, "module", None)
+        if module is not None and any(
+            name in vars(module) for name in ("mock", "MagicMock", "patch", "respx")
+        ):
+            raise pytest.UsageError(f"{item.nodeid}: mocks are not allowed in the staging suite")
+
+
+@pytest.fixture(scope="session")
+def settings(pytestconfig: pytest.Config) -> Settings:
+    return settings_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def staging(settings: Settings) -> Staging:
+    return Staging(settings)
+
+
+@pytest.fixture(scope="module")
+def login(staging: Staging, settings: Settings) -> Iterator[Login]:
+    """Precondition of every authenticated check: the bypass login works."""
+    if not settings.oauth_simulation_key:
+        pytest.skip("E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target")
+    with allure.step("login through POST /auth/e2e/test-auth"):
+        yield staging.login()

@@ -1,0 +1,79 @@
+"""Reproduce Issue #1278: the backend's health is answered by the gateway's 503 page (not the
+service's JSON), consistently, while the auth service stays up.
+
+These tests pass when the issue reproduces and fail with "Issue #1278 did not reproduce: ..."
+when it does not; `make reproduce-1278` runs them alone.
+"""
+
+from __future__ import annotations
+
+import time
+
+import allure
+import pytest
+
+from harness import known_issues, record
+from harness.classify import Expect, classify_http
+from harness.errors import ProductFailure
+from harness.evidence import HttpEvidence
+from harness.staging import Staging
+from harness.taxonomy import Category
+
+ISSUE = "issue-1278"
+PROBES = 6
+HEALTH_PATHS = ("/health", "/health/ready", "/health/database")
+
+pytestmark = [
+    pytest.mark.issue_1278,
+    allure.epic("Issue #1278"),
+    allure.feature("Reproduction"),
+    allure.severity(allure.severity_level.BLOCKER),
+    allure.link("https://github.com/netra-systems/zen/issues/1278", link_type="issue", name="#1278"),
+]
+
+
+def _signature(ev: HttpEvidence) -> str | None:
+    outcome = classify_http(ev, Expect(target="backend"))
+    issue = known_issues.match("backend", ev, outcome.category) if outcome.category else None
+    return outcome.category.value if issue is not None and issue.id == ISSUE else None
+
+
+def _judge(evidence: list[HttpEvidence], what: str) -> None:
+    hits = [ev for ev in evidence if _signature(ev)]
+    lines = [
+        f"{i + 1}: {'#1278' if _signature(ev) else 'other'} | {ev.summary()}" for i, ev in enumerate(evidence)
+    ]
+    allure.attach("\n".join(lines), name=f"{what}: probes", attachment_type=allure.attachment_type.TEXT)
+    summary = f"reproduced in {len(hits)}/{len(evidence)} probes"
+    allure.dynamic.description(f"{what}: {summary}")
+    if len(hits) != len(evidence):
+        other = next(ev for ev in evidence if not _signature(ev))
+        raise ProductFailure(
+            Category.PRODUCT_CONTRACT,
+            f"Issue #1278 did not reproduce: {what} {summary}; a probe without the signature: {other.summary()}",
+        )
+    record.current().reproduced = ISSUE
+    print(f"Issue #1278 {summary} ({what}); e.g. {hits[0].summary()}")
+
+
+def test_backend_health_is_answered_by_the_gateway_503_page(staging: Staging) -> None:
+    evidence = []
+    for n in range(PROBES):
+        with allure.step(f"probe {n + 1}/{PROBES}: GET /health"):
+            evidence.append(staging.probe("backend", "/health"))
+        time.sleep(0.5 if staging.settings.env == "local" else 5.0)
+    _judge(evidence, "backend /health")
+
+
+def test_every_backend_health_path_is_answered_by_the_gateway_page(staging: Staging) -> None:
+    evidence = []
+    for path in HEALTH_PATHS:
+        with allure.step(f"GET {path}"):
+            evidence.append(staging.probe("backend", path))
+    _judge(evidence, "backend health paths")
+
+
+def test_auth_service_stays_healthy_during_the_outage(staging: Staging) -> None:
+    """The control: #1278 is the backend's database path, not the whole platform."""
+    body = staging.check("auth", "/health", Expect(keys=("status",), target="auth"))
+    assert body["status"] == "healthy", f"auth /health is {body['status']!r}: a wider outage than #1278"
