@@ -55,6 +55,10 @@ class Expect:
     auth_endpoint: bool = False
     target: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", frozenset(self.ok))  # accept any iterable of statuses
+        object.__setattr__(self, "keys", tuple(self.keys))
+
     @property
     def target_name(self) -> str:
         return self.target or _SERVICE_TARGETS.get(self.service or "", "backend")

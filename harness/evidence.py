@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.redact import redact_data
+
 SNIPPET_BYTES = 4096
 
 
@@ -32,7 +34,8 @@ class HttpEvidence:
     attempt: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Redacted: evidence is for reports; callers needing raw tokens read `.json` directly."""
+        return redact_data(asdict(self))
 
     def summary(self) -> str:
         """One line a person reads: what was asked, what came back, how long it took."""

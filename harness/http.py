@@ -140,10 +140,11 @@ class HttpProbe:
                 ev.headers = redact_headers(response.headers)
                 complete = await _read_limited(response, body, limit)
                 ev.body_truncated = not complete
-        except TimeoutError:
-            if not timeout_cm.expired():
-                raise  # not our deadline (e.g. the caller's own timeout): let it propagate
-            _note_error(ev, "DeadlineExceeded", f"no complete response within {deadline_s:g}s")
+        except TimeoutError as exc:
+            if timeout_cm.expired():
+                _note_error(ev, "DeadlineExceeded", f"no complete response within {deadline_s:g}s")
+            else:  # a socket-level timeout from below: still a timeout, still evidence
+                _note_error(ev, type(exc).__name__, str(exc) or "timed out")
             ev.timed_out = True
             complete = False
         except httpx.TimeoutException as exc:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from harness import allure_files, record, redact, retry
+from harness.breaker import PATH_ENV as BREAKER_PATH_ENV
+from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.settings import Settings, SettingsError
 from harness.summary import render_summary
@@ -57,6 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
     suite = SuiteRun(config, settings, is_worker)
     config.pluginmanager.register(suite, "e2e-suite-run")
     if not is_worker:
+        # One breaker per run, beside the verdict; workers inherit its path through the environment.
+        breaker_path = Path(config.getoption("verdict")).resolve().parent / "breaker.json"
+        os.environ[BREAKER_PATH_ENV] = str(breaker_path)
+        Breaker(breaker_path).reset()
         suite.prepare_targets()
     config.stash[SETTINGS_KEY] = suite.settings
 
@@ -205,7 +211,13 @@ def describe_outcome(
     if report.passed:
         # A passed test names a known issue only when it set out to reproduce it and did:
         # a signature that a retry overcame (a flaky gateway) is not a reproduction.
-        return {**base, "status": "passed", "flaky": current.flaky, "known_issue": current.reproduced}
+        return {
+            **base,
+            "status": "passed",
+            "flaky": current.flaky,
+            "known_issue": current.reproduced,
+            "message": redact.redact(current.note) if current.note else None,
+        }
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         return {**base, "status": "skipped", "message": redact.redact(reason)}

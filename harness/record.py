@@ -30,6 +30,7 @@ class TestRecord:
     retries: list[Retry] = field(default_factory=list)
     known_issue: str | None = None  # the last known-issue signature an exchange matched (any attempt)
     reproduced: str | None = None  # set only by a reproduction test that saw its issue's signature
+    note: str | None = None  # what a passed test wants the summary to say (e.g. "reproduced in 6/6 probes")
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -69,11 +69,11 @@ class RetryPolicy:
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         """Local runs fail fast; staging waits long enough to ride out a restart (Retry-After: 5)."""
         if settings.env == "local":
-            return cls(
+            return cls(  # the budget, not the count, bounds local retries (a slow start takes seconds)
                 budget_s=settings.retry_budget_s,
-                max_attempts=4,
+                max_attempts=12,
                 initial_s=0.25,
-                max_wait_s=2.0,
+                max_wait_s=1.0,
                 jitter_s=0.25,
                 retry_after_cap_s=3.0,
             )

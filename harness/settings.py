@@ -55,6 +55,8 @@ class Settings:
     auth_url: str | None = None
     ws_url: str | None = None
     oauth_simulation_key: str | None = field(default=None, repr=False)
+    # Optional: lets the negative-auth test mint a validly signed but expired token (local replica).
+    jwt_secret: str | None = field(default=None, repr=False)
     test_email: str = DEFAULT_TEST_EMAIL
     request_timeout_s: float = 5.0
     agent_timeout_s: float = 15.0
@@ -110,7 +112,8 @@ class Settings:
             }
 
         key = get("E2E_OAUTH_SIMULATION_KEY")
-        redact.register(key)  # before anything can log it
+        jwt_secret = get("E2E_JWT_SECRET")
+        redact.register(key, jwt_secret)  # before anything can log them
 
         request_s, agent_s, budget_s = _TIMING[profile]
         return cls(
@@ -119,6 +122,7 @@ class Settings:
             auth_url=_strip_slash(urls["E2E_AUTH_URL"]),
             ws_url=_strip_slash(urls["E2E_WS_URL"]),
             oauth_simulation_key=key,
+            jwt_secret=jwt_secret,
             test_email=get("E2E_TEST_EMAIL") or DEFAULT_TEST_EMAIL,
             request_timeout_s=_seconds(get, "E2E_REQUEST_TIMEOUT_S", request_s),
             agent_timeout_s=_seconds(get, "E2E_AGENT_TIMEOUT_S", agent_s),
@@ -157,6 +161,7 @@ class Settings:
             f"E2E_AUTH_URL = {self.auth_url or pending}",
             f"E2E_WS_URL = {self.ws_url or pending}",
             "E2E_OAUTH_SIMULATION_KEY = " + ("set (redacted)" if self.oauth_simulation_key else "not set"),
+            "E2E_JWT_SECRET = " + ("set (redacted)" if self.jwt_secret else "not set"),
             f"E2E_TEST_EMAIL = {self.test_email}",
             f"E2E_REQUEST_TIMEOUT_S = {self.request_timeout_s:g}",
             f"E2E_AGENT_TIMEOUT_S = {self.agent_timeout_s:g}",

@@ -118,6 +118,10 @@ class Staging:
 
         return self._run(self._guarded(target, what, attempt))
 
+    async def _backend_health(self, attempt: int) -> Any:
+        ev = await self._exchange("backend", "/health", attempt=attempt)
+        return check_http(ev, Expect(service=BACKEND_SERVICE, target="backend"), what="backend GET /health")
+
     def probe(self, target: Target, path: str) -> HttpEvidence:
         """One exchange, no retry, no breaker, never raises: raw evidence for reproduction tests."""
         return self._run(self._exchange(target, path))
@@ -179,6 +183,9 @@ class Staging:
         )
 
     async def _open(self, token: str | None, transport: Transport) -> ChatSession:
+        """Precondition first: the backend serves (its health, retried through a slow start);
+        a socket refused by a backend that is still starting proves nothing about auth."""
+        await self._guarded("backend", "backend health before the chat socket", self._backend_health)
         return await self._guarded(
             "backend",
             f"open chat socket ({transport})",

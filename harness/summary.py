@@ -36,6 +36,9 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
         for test in sorted(groups[category], key=lambda t: t.nodeid):
             known = f" [known {test.known_issue}]" if test.known_issue else ""
             lines.append(f"    {test.nodeid.split('::')[-1]}{known}: {_first_line(test.message)}")
+    for test in sorted(verdict.tests, key=lambda t: t.nodeid):
+        if test.status == "passed" and test.known_issue:
+            lines.append(f"  reproduced {test.known_issue}: {_first_line(test.message)}")
     flaky = [t for t in verdict.tests if t.flaky]
     if flaky:
         lines.append(

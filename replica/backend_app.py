@@ -463,8 +463,17 @@ def _add_websocket_route(app: FastAPI, backend: Backend) -> None:
             await ws.close(CloseCode.UNSUPPORTED, "No supported subprotocols")
             return
         if not backend.ready:
-            await ws.close(
-                CloseCode.INTERNAL_ERROR, f"Service not ready: startup phase {backend.state.startup_phase}"
+            # Like staging's WebSocket readiness middleware: refuse the upgrade with its 503 JSON.
+            await ws.send_denial_response(
+                JSONResponse(
+                    {
+                        "error": "service_not_ready",
+                        "message": "WebSocket service is not ready: startup in progress",
+                        "details": {"state": str(backend.state.startup_phase), "retry_after_seconds": 2},
+                    },
+                    status_code=503,
+                    headers={"Retry-After": "2"},
+                )
             )
             return
         await ws.accept(subprotocol=chosen)

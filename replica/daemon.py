@@ -113,6 +113,7 @@ class Runtime:
                 if self.postgres and self.postgres.process
                 else None,
                 "bypass_key": bypass_key,
+                "postgres_url": direct_url,  # direct, not through the fault proxy: for checks of stored rows
                 "started_at": self.started_at,
             },
         )

@@ -134,8 +134,11 @@ class FrontDoor:
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body or b""
+            headers = {k: v for k, v in exc.response.headers.items() if k.lower() in ("retry-after",)}
             content_type = exc.response.headers.get("Content-Type", "text/plain")
-            await websocket.send_denial_response(Response(body, status_code=status, media_type=content_type))
+            await websocket.send_denial_response(
+                Response(body, status_code=status, media_type=content_type, headers=headers)
+            )
             return
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             log.warning("%s: websocket upstream unavailable: %s", self.name, exc)

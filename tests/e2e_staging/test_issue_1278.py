@@ -52,8 +52,9 @@ def _judge(evidence: list[HttpEvidence], what: str) -> None:
             Category.PRODUCT_CONTRACT,
             f"Issue #1278 did not reproduce: {what} {summary}; a probe without the signature: {other.summary()}",
         )
-    record.current().reproduced = ISSUE
-    print(f"Issue #1278 {summary} ({what}); e.g. {hits[0].summary()}")
+    current = record.current()
+    current.reproduced = ISSUE
+    current.note = f"Issue #1278 {summary} ({what}); e.g. {hits[0].summary()}"
 
 
 def test_backend_health_is_answered_by_the_gateway_503_page(staging: Staging) -> None:

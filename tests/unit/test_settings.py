@@ -148,7 +148,7 @@ def test_local_and_staging_hosts_pass_the_guard(host: str) -> None:
 
 
 def test_with_targets_applies_the_guard() -> None:
-    with pytest.raises(SettingsError, match="wss://api.netrasystems.ai/ws"):
+    with pytest.raises(SettingsError, match=r"E2E_WS_URL=.*neither local nor staging"):
         Settings.from_env({}).with_targets(
             "http://127.0.0.1:1", "http://127.0.0.1:2", "wss://api.netrasystems.ai/ws"
         )
@@ -185,6 +185,7 @@ def test_describe_lists_every_setting_as_name_value() -> None:
         "E2E_AUTH_URL",
         "E2E_WS_URL",
         "E2E_OAUTH_SIMULATION_KEY",
+        "E2E_JWT_SECRET",
         "E2E_TEST_EMAIL",
         "E2E_REQUEST_TIMEOUT_S",
         "E2E_AGENT_TIMEOUT_S",
@@ -194,3 +195,9 @@ def test_describe_lists_every_setting_as_name_value() -> None:
         "E2E_BODY_LIMIT_BYTES",
         "E2E_ALLOW_PRODUCTION",
     ]
+
+
+def test_describe_never_shows_the_jwt_secret() -> None:
+    settings = Settings.from_env({"E2E_JWT_SECRET": "jwt-secret-described-0003"})
+    text = "\n".join(settings.describe()) + repr(settings)
+    assert "jwt-secret-described-0003" not in text and "E2E_JWT_SECRET = set (redacted)" in text
