@@ -20,7 +20,14 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|\.)[A-Za-z0-9._~+/=-]{8,}")
 _SUBPROTOCOL = re.compile(r"\b(jwt|jwt-auth)\.[A-Za-z0-9._~+/=-]{8,}")
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "x-e2e-bypass-key", "cookie", "set-cookie", "sec-websocket-protocol", "x-service-secret"}
+    {
+        "authorization",
+        "x-e2e-bypass-key",
+        "cookie",
+        "set-cookie",
+        "sec-websocket-protocol",
+        "x-service-secret",
+    }
 )
 
 _lock = threading.Lock()
