@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 0
 PYTEST_WORKERS := $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup,)
-REPORTS := reports
+REPORTS ?= reports
 ALLURE_RESULTS := $(REPORTS)/allure-results
 SUITE := tests/e2e_staging
 SCENARIO ?= healthy
-MARKERS ?= not issue_1278
+MARKERS ?= not issue_1278 and not verify_fix
 PYTEST_ARGS ?=
 
 # One suite run: fresh results (not --clean-alluredir, which races under xdist), Allure, JUnit, verdict.
@@ -21,11 +21,12 @@ define run_suite
 		--junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
 endef
 
-.PHONY: help venv test lint fmt e2e-staging reproduce-1278 replica-up replica-down
+.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix replica-up replica-down
 
 help:
 	@echo "make e2e-staging     validate staging (E2E_ENV=local by default: the replica, healthy)"
 	@echo "make reproduce-1278  the Issue #1278 reproduction suite (local: the replica in scenario issue-1278)"
+	@echo "make verify-fix      is #1278 fixed? wait for health, golden path x3, availability/p95/db-phase gates"
 	@echo "make test            the project's own tests"
 	@echo "make replica-up      start the local replica (SCENARIO=healthy|issue-1278|...); replica-down stops it"
 	@echo "make lint | fmt      ruff"
@@ -55,6 +56,10 @@ e2e-staging: $(STAMP)
 
 reproduce-1278: $(STAMP)
 	$(call run_suite,issue_1278,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278})
+
+# Local story: the replica starts broken (issue-1278) and its fault is cleared while we wait.
+verify-fix: $(STAMP)
+	$(call run_suite,verify_fix,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278} E2E_LOCAL_FIX_AFTER_S=$${E2E_LOCAL_FIX_AFTER_S:-5})
 
 replica-up: $(STAMP)
 	$(BIN)/python -m replica up --scenario $(SCENARIO)

@@ -32,6 +32,7 @@ class TestRecord:
     reproduced: str | None = None  # set only by a reproduction test that saw its issue's signature
     note: str | None = None  # what a passed test wants the summary to say (e.g. "reproduced in 6/6 probes")
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    measurements: dict[str, Any] = field(default_factory=dict)  # SLO figures, merged into verdict.slo
 
     @property
     def flaky(self) -> bool:

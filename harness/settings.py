@@ -42,6 +42,48 @@ _HTTP_SCHEMES = ("http", "https")
 _WS_SCHEMES = ("ws", "wss")
 
 
+@dataclass(frozen=True)
+class VerifyFix:
+    """Post-fix verification (`make verify-fix`): how long to wait, how much to measure, what passes."""
+
+    wait_s: float = 600.0  # bound on waiting for the backend to answer healthy
+    golden_runs: int = 3
+    probes: int = 30  # availability probes, spread over `window_s`
+    window_s: float = 30.0
+    min_availability: float = 0.90
+    max_p95_ms: float = 2000.0
+    max_db_phase_s: float = 30.0  # the issue's success criterion for SMD phase 3
+    local_fix_after_s: float | None = None  # local story only: the replica's fault is cleared after this
+
+    @classmethod
+    def from_env(cls, get: _Getter, env: Env) -> VerifyFix:
+        local = env == "local"
+        fix_after = get("E2E_LOCAL_FIX_AFTER_S")
+        return cls(
+            wait_s=_seconds(get, "E2E_VERIFY_WAIT_S", 60.0 if local else 600.0),
+            golden_runs=_positive_int(get, "E2E_VERIFY_GOLDEN_RUNS", 3),
+            probes=_positive_int(get, "E2E_VERIFY_PROBES", 30),
+            window_s=_seconds(get, "E2E_VERIFY_WINDOW_S", 6.0 if local else 30.0),
+            min_availability=_seconds(get, "E2E_SLO_MIN_AVAILABILITY", 0.90),
+            max_p95_ms=_seconds(get, "E2E_SLO_MAX_P95_MS", 500.0 if local else 2000.0),
+            max_db_phase_s=_seconds(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
+            local_fix_after_s=None
+            if fix_after in (None, "never")
+            else _seconds(get, "E2E_LOCAL_FIX_AFTER_S", 0.0),
+        )
+
+    def describe(self) -> list[str]:
+        return [
+            f"E2E_VERIFY_WAIT_S = {self.wait_s:g}",
+            f"E2E_VERIFY_GOLDEN_RUNS = {self.golden_runs}",
+            f"E2E_VERIFY_PROBES = {self.probes}",
+            f"E2E_VERIFY_WINDOW_S = {self.window_s:g}",
+            f"E2E_SLO_MIN_AVAILABILITY = {self.min_availability:g}",
+            f"E2E_SLO_MAX_P95_MS = {self.max_p95_ms:g}",
+            f"E2E_SLO_MAX_DB_PHASE_S = {self.max_db_phase_s:g}",
+        ]
+
+
 class SettingsError(ValueError):
     """The environment does not describe a runnable configuration (the message says what to fix)."""
 
@@ -66,6 +108,7 @@ class Settings:
     allow_production: bool = False
     replica_scenario: str = "healthy"
     body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
+    verify: VerifyFix = field(default_factory=VerifyFix)
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
@@ -132,6 +175,7 @@ class Settings:
             allow_production=_flag(get, "E2E_ALLOW_PRODUCTION"),
             replica_scenario=get("REPLICA_SCENARIO") or "healthy",
             body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
+            verify=VerifyFix.from_env(get, profile),
         )
 
     def with_targets(self, backend_url: str, auth_url: str, ws_url: str) -> Settings:

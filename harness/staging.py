@@ -8,6 +8,7 @@ Every method is synchronous (one event loop per operation), so tests need no asy
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -121,6 +122,57 @@ class Staging:
     async def _backend_health(self, attempt: int) -> Any:
         ev = await self._exchange("backend", "/health", attempt=attempt)
         return check_http(ev, Expect(service=BACKEND_SERVICE, target="backend"), what="backend GET /health")
+
+    def wait_until_healthy(
+        self, bound_s: float, interval_s: float, progress: Callable[[str], None] = lambda _: None
+    ) -> tuple[Any, float]:
+        """Poll backend /health until it is healthy or `bound_s` passes; return (body, seconds waited).
+
+        Each poll is one plain exchange (no retry: the polling is the retry), and every poll is
+        reported through `progress`, so a person sees the elapsed time and the last answer.
+        """
+        expect = Expect(service=BACKEND_SERVICE, target="backend")
+
+        async def poll() -> tuple[Any, float]:
+            started = time.monotonic()
+            while True:
+                ev = await self._exchange("backend", "/health")
+                elapsed = time.monotonic() - started
+                outcome = classify_http(ev, expect)
+                if outcome.ok:
+                    progress(f"backend healthy after {elapsed:.1f}s")
+                    return ev.json, elapsed
+                status = f"{ev.status} {ev.content_type or ''}".strip() if ev.status else ev.error_type
+                progress(
+                    f"waiting for backend health: {elapsed:5.1f}s / {bound_s:g}s, last: {status} ({outcome.category})"
+                )
+                if elapsed + interval_s > bound_s:
+                    issue = known_issues.match("backend", ev, outcome.category)
+                    raise E2EFailure.of(
+                        outcome.category or Category.INFRA_UNREACHABLE,
+                        f"backend not healthy within {bound_s:g}s: {outcome.reason} — {ev.summary()}",
+                        evidence=ev.to_dict(),
+                        known_issue=issue.id if issue else None,
+                    )
+                await asyncio.sleep(interval_s)
+
+        return self._run(poll())
+
+    def sample(self, target: Target, path: str, count: int, window_s: float) -> list[HttpEvidence]:
+        """`count` plain exchanges spread evenly over `window_s` (concurrency and rate bounded by
+        the settings): the raw material of an availability measurement, never retried."""
+
+        async def spread() -> list[HttpEvidence]:
+            async with HttpProbe.from_settings(self.settings) as probe:
+                start = time.monotonic()
+
+                async def one(i: int) -> HttpEvidence:
+                    await asyncio.sleep(max(0.0, start + i * window_s / count - time.monotonic()))
+                    return await probe.request("GET", self.url(target, path), attempt=i + 1)
+
+                return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+        return self._run(spread())
 
     def probe(self, target: Target, path: str) -> HttpEvidence:
         """One exchange, no retry, no breaker, never raises: raw evidence for reproduction tests."""

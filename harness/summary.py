@@ -45,6 +45,8 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
             f"  passed after an infrastructure retry ({len(flaky)}): "
             + ", ".join(t.nodeid.split("::")[-1] for t in flaky)
         )
+    if verdict.slo is not None:
+        lines.extend(_verify_lines(verdict.slo))
     lines.append(f"verdict: {verdict_path}")
     lines.append("=" * 100)
     return lines
@@ -53,3 +55,12 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
 def _first_line(message: str | None, width: int = 220) -> str:
     text = (message or "").strip().splitlines()[0] if message else ""
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _verify_lines(slo: dict[str, object]) -> list[str]:
+    figures = ", ".join(f"{k}={v}" for k, v in slo.items() if k not in ("fixed", "reasons"))
+    lines = [f"  measured: {figures}"] if figures else []
+    if slo.get("fixed"):
+        return [*lines, "Issue #1278: FIXED"]
+    reasons = [str(r) for r in slo.get("reasons") or []]  # type: ignore[attr-defined]
+    return [*lines, "Issue #1278: NOT FIXED", *(f"  - {_first_line(r)}" for r in reasons)]

@@ -103,7 +103,7 @@ def is_healthy_backend(response: httpx.Response) -> bool:
     return response.status_code == 200 and is_json(response) and body.get("service") == BACKEND_SERVICE
 
 
-def test_auth(handle: ReplicaHandle) -> httpx.Response:
+def bypass_login(handle: ReplicaHandle) -> httpx.Response:
     """The E2E login the suite uses: POST /auth/e2e/test-auth with the bypass key."""
     return httpx.post(
         f"{handle.auth_url}/auth/e2e/test-auth",
@@ -113,11 +113,8 @@ def test_auth(handle: ReplicaHandle) -> httpx.Response:
     )
 
 
-test_auth.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
-
-
 def login(handle: ReplicaHandle) -> str:
-    response = test_auth(handle)
+    response = bypass_login(handle)
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -211,6 +208,11 @@ class ChatTurn:
     @property
     def event_types(self) -> list[str]:
         return [f["type"] for f in self.frames if f["type"] in GOLDEN_PATH_EVENTS]
+
+    @property
+    def thread_id(self) -> str | None:
+        """The thread the agent events name (the backend creates one for a first message)."""
+        return next((f["thread_id"] for f in self.frames if f.get("thread_id")), None)
 
     @property
     def completed(self) -> dict[str, Any] | None:
@@ -334,9 +336,9 @@ class TestHealthy:
 
     def test_both_messages_are_in_postgres(self, healthy: ReplicaHandle, healthy_turn: ChatTurn) -> None:
         """The user's question and the assistant's answer, read directly from the database."""
-        completed = healthy_turn.completed or {}
-        rows = stored_messages(healthy, completed["thread_id"])
-        assert rows == [("user", QUESTION), ("assistant", answer_text(completed))]
+        assert healthy_turn.thread_id, healthy_turn.frames
+        rows = stored_messages(healthy, healthy_turn.thread_id)
+        assert rows == [("user", QUESTION), ("assistant", answer_text(healthy_turn.completed or {}))]
 
     def test_strict_ws_auth_refuses_a_connection_without_token(self, healthy: ReplicaHandle) -> None:
         refused = admission(healthy, None)
@@ -527,7 +529,7 @@ def test_agent_broken_never_completes_and_keeps_the_socket_open(tmp_path: Path) 
 
 def test_auth_broken_rejects_the_right_bypass_key(tmp_path: Path) -> None:
     with running(tmp_path, "auth-broken") as handle:
-        assert test_auth(handle).status_code == 401
+        assert bypass_login(handle).status_code == 401
 
 
 def test_relaxed_auth_admits_a_connection_without_token(tmp_path: Path) -> None:
