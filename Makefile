@@ -21,12 +21,13 @@ define run_suite
 		--junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
 endef
 
-.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix replica-up replica-down
+.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix report replica-up replica-down
 
 help:
 	@echo "make e2e-staging     validate staging (E2E_ENV=local by default: the replica, healthy)"
 	@echo "make reproduce-1278  the Issue #1278 reproduction suite (local: the replica in scenario issue-1278)"
 	@echo "make verify-fix      is #1278 fixed? wait for health, golden path x3, availability/p95/db-phase gates"
+	@echo "make report          Allure 3 HTML report with history and a quality gate (needs Node.js + npm)"
 	@echo "make test            the project's own tests"
 	@echo "make replica-up      start the local replica (SCENARIO=healthy|issue-1278|...); replica-down stops it"
 	@echo "make lint | fmt      ruff"
@@ -60,6 +61,19 @@ reproduce-1278: $(STAMP)
 # Local story: the replica starts broken (issue-1278) and its fault is cleared while we wait.
 verify-fix: $(STAMP)
 	$(call run_suite,verify_fix,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278} E2E_LOCAL_FIX_AFTER_S=$${E2E_LOCAL_FIX_AFTER_S:-5})
+
+# Allure 3 HTML (npm, no Java) with history carried in $(REPORTS)/history.jsonl, and the quality gate.
+# The gate runs before the report is rebuilt: Allure 3.14 misjudges it while an old report sits there.
+report:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "make report needs Node.js 20+ with npm (Debian: apt-get install nodejs npm); the suite, verdict and JUnit work without it"; \
+		exit 0; fi; \
+	set -e; [ -x node_modules/.bin/allure ] || npm ci --no-audit --no-fund --silent; \
+	rm -rf $(REPORTS)/allure-report; \
+	gate=0; REPORTS=$(REPORTS) node_modules/.bin/allure quality-gate $(ALLURE_RESULTS) || gate=$$?; \
+	REPORTS=$(REPORTS) node_modules/.bin/allure generate $(ALLURE_RESULTS); \
+	echo "report: $(REPORTS)/allure-report/index.html (history: $(REPORTS)/history.jsonl, quality gate exit $$gate)"; \
+	exit $$gate
 
 replica-up: $(STAMP)
 	$(BIN)/python -m replica up --scenario $(SCENARIO)

@@ -26,7 +26,8 @@ class E2EFailure(Exception):
         self.detail = message
         self.evidence = evidence or {}
         self.known_issue = known_issue
-        super().__init__(f"[{self.category}] {message}")
+        suffix = f" (known issue {known_issue})" if known_issue else ""  # Allure routes it by this text
+        super().__init__(f"[{self.category}] {message}{suffix}")
 
     @staticmethod
     def of(

@@ -177,13 +177,14 @@ def running(run_dir: Path, scenario: str, **start_kwargs: Any) -> Iterator[Repli
         handle.stop()
 
 
-def crash_loop_status(handle: ReplicaHandle) -> dict[str, Any] | None:
-    """The backend's status once it has exited with code 3 and been restarted; None if not in time."""
+def crash_loop_status(handle: ReplicaHandle, *, in_backoff: bool = False) -> dict[str, Any] | None:
+    """The backend's status once it has exited with code 3 and been restarted (and, if asked, is
+    waiting out a restart backoff again); None if that did not happen in time."""
 
     def crash_looping() -> dict[str, Any] | None:
         backend = handle.status()["backend"]
         looping = STARTUP_FAILURE_EXIT_CODE in backend["exit_codes"] and backend["restarts"] > 0
-        return backend if looping else None
+        return backend if looping and (backend["state"] == "backoff" or not in_backoff) else None
 
     backend, elapsed = poll_until(crash_looping, CRASH_LOOP_BOUND_S, interval_s=0.2)
     print(f"issue-1278: crash loop seen after {elapsed:.1f}s")
@@ -363,9 +364,12 @@ def crash_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashLoop]:
 
 @pytest.fixture
 def fresh_crash_loop(tmp_path: Path) -> Iterator[ReplicaHandle]:
-    """A replica of its own for the test that fixes it; setup fails unless it is crash-looping."""
+    """A replica of its own for the test that fixes it; setup fails unless it is crash-looping.
+
+    It is taken between two crashes (in backoff), so the fix is proven by the restart that follows.
+    """
     with running(tmp_path, "issue-1278", backoff_max_s=FIX_BACKOFF_MAX_S) as handle:
-        if crash_loop_status(handle) is None:
+        if crash_loop_status(handle, in_backoff=True) is None:
             pytest.fail("precondition: the issue-1278 backend never crash-looped")
         yield handle
 

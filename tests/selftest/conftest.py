@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from replica.hostile import AUTH_PREFIX, CONTROL_PREFIX
+from replica.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "tests/e2e_staging"
 E2E_SELECTION = "not issue_1278"
+# A JWT (header and payload both JSON objects), and a bearer credential that is not the mask.
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+BEARER_UNMASKED = re.compile(r"(?i)\bbearer\s+(?!\*\*\*REDACTED\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
 
 
 @dataclass
@@ -34,6 +45,26 @@ class SuiteRun:
         """What a failing self-test shows: the suite's own summary."""
         return self.output[-6000:]
 
+    def secret_hits(self, *values: str) -> list[str]:
+        """Where a secret shows in any file under the reports dir or in the output: `where@offset: kind`.
+
+        `values` are secrets known by value (the bypass key); tokens are found by their shape.
+        """
+        patterns = {f"secret value #{i + 1}": re.compile(re.escape(v)) for i, v in enumerate(values) if v}
+        patterns |= {"JWT": JWT_SHAPE, "unmasked Bearer": BEARER_UNMASKED}
+        sources = {
+            str(path.relative_to(self.reports)): path.read_bytes().decode("utf-8", errors="replace")
+            for path in sorted(self.reports.rglob("*"))
+            if path.is_file()
+        }
+        sources["<captured stdout/stderr>"] = self.output
+        return [
+            f"{where}@{match.start()}: {kind}"
+            for where, text in sources.items()
+            for kind, pattern in patterns.items()
+            for match in pattern.finditer(text)
+        ]
+
 
 def run_suite(
     reports: Path,
@@ -43,8 +74,12 @@ def run_suite(
     extra_env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     timeout_s: float = 240,
+    expect_verdict: bool = True,
 ) -> SuiteRun:
-    """`pytest tests/e2e_staging` in a clean E2E environment, E2E_ENV=local, the given scenario."""
+    """`pytest tests/e2e_staging` in a clean E2E environment, E2E_ENV=local, the given scenario.
+
+    `expect_verdict=False` is for runs that must stop before writing one (the verdict is then {}).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("E2E_", "REPLICA_", "PYTEST_"))}
     env.update({"E2E_ENV": "local", "REPLICA_SCENARIO": scenario, **(extra_env or {})})
     reports.mkdir(parents=True, exist_ok=True)
@@ -57,6 +92,8 @@ def run_suite(
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
     output = done.stdout + done.stderr
     if not verdict_path.exists():
+        if not expect_verdict:
+            return SuiteRun(done.returncode, {}, output, reports)
         raise AssertionError(f"the suite wrote no verdict (exit {done.returncode}):\n{output[-6000:]}")
     return SuiteRun(done.returncode, json.loads(verdict_path.read_text()), output, reports)
 
@@ -73,3 +110,91 @@ def suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
         return runs[key]
 
     return _run
+
+
+@pytest.fixture
+def fresh_suite(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """`run_suite` into a new reports dir on every call: for runs that must be neither shared nor cached."""
+    calls = itertools.count(1)
+
+    def _run(scenario: str, markers: str = E2E_SELECTION, **kwargs: Any) -> SuiteRun:
+        return run_suite(tmp_path / f"run-{next(calls)}" / "reports", scenario, markers, **kwargs)
+
+    return _run
+
+
+# ---------------------------------------------------------------------------------------------
+# The hostile impostor (replica/hostile.py) and the secret scan, shared by test_hostile and test_secrets
+
+# Small budgets so that every hostile mode ends in seconds: (request timeout, agent timeout, retry budget).
+HOSTILE_REQUEST_TIMEOUT_S, HOSTILE_AGENT_TIMEOUT_S, HOSTILE_RETRY_BUDGET_S = 2.0, 3.0, 3.0
+HOSTILE_START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class HostileServer:
+    """A running `python -m replica.hostile`, whose mode is switched per test over its control path."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def use(self, mode: str) -> None:
+        """Switch the mode (and reset the server's counters) before a suite run."""
+        httpx.put(f"{self.base}{CONTROL_PREFIX}/mode/{mode}", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        """Mode, logins and how many secrets the server echoed back since the last switch."""
+        return dict(httpx.get(f"{self.base}{CONTROL_PREFIX}/stats", timeout=5).json())
+
+    def suite_env(self, bypass_key: str) -> dict[str, str]:
+        """The suite's environment for a run against the impostor (E2E_ENV=custom: no replica)."""
+        return {
+            "E2E_ENV": "custom",
+            "E2E_BACKEND_URL": self.base,
+            "E2E_AUTH_URL": f"{self.base}{AUTH_PREFIX}",
+            "E2E_WS_URL": f"ws://127.0.0.1:{self.port}/ws",
+            "E2E_OAUTH_SIMULATION_KEY": bypass_key,
+            "E2E_REQUEST_TIMEOUT_S": f"{HOSTILE_REQUEST_TIMEOUT_S:g}",
+            "E2E_AGENT_TIMEOUT_S": f"{HOSTILE_AGENT_TIMEOUT_S:g}",
+            "E2E_RETRY_BUDGET_S": f"{HOSTILE_RETRY_BUDGET_S:g}",
+        }
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
+    """One impostor per session (per xdist worker); killed in teardown, whatever happened."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("hostile") / "server.log"
+    argv = [sys.executable, "-m", "replica.hostile", "--mode", "polite", "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    server = HostileServer(port, process)
+    try:
+        _wait_until_serving(server, log)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_until_serving(server: HostileServer, log: Path) -> None:
+    deadline = time.monotonic() + HOSTILE_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"replica.hostile exited with {server.process.returncode} before serving:\n{log.read_text()}"
+            )
+        try:
+            server.stats()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"replica.hostile did not serve within {HOSTILE_START_TIMEOUT_S:g}s")
