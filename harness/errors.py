@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.redact import redact
 from harness.taxonomy import Category
 
 
 class E2EFailure(Exception):
-    """A classified failure with its evidence (already redacted)."""
+    """A classified failure with its evidence (already redacted).
+
+    The message is redacted here, at the source: tests build it from response bodies, and pytest
+    prints it unfiltered to the terminal, JUnit and Allure.
+    """
 
     def __init__(
         self,
@@ -23,7 +28,7 @@ class E2EFailure(Exception):
         known_issue: str | None = None,
     ) -> None:
         self.category = Category(category)
-        self.detail = message
+        self.detail = message = redact(message)
         self.evidence = evidence or {}
         self.known_issue = known_issue
         suffix = f" (known issue {known_issue})" if known_issue else ""  # Allure routes it by this text

@@ -7,6 +7,7 @@ secret we never registered is still masked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -78,3 +79,28 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(record.getMessage())
         record.args = None
         return True
+
+
+_factory_installed = False
+
+
+def install_log_redaction() -> None:
+    """Redact every log record as it is created, whatever logger it comes from and whatever handler
+    takes it (pytest's capture, JUnit, Allure, log_cli, a log file). Libraries log secrets too:
+    `websockets` logs the handshake headers (Authorization, the `jwt.` subprotocol) at DEBUG.
+    A filter on a logger would miss records propagated from its children; the factory misses none."""
+    global _factory_installed
+    with _lock:
+        if _factory_installed:
+            return
+        _factory_installed = True
+    previous = logging.getLogRecordFactory()
+    redacting = RedactingFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        with contextlib.suppress(Exception):  # a malformed format: the handler reports it, as logging does
+            redacting.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)

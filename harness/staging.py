@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, BYPASS_KEY_HEADER
@@ -35,8 +35,10 @@ HALF_OPEN_DEADLINE_S = 3.0
 
 @dataclass(frozen=True)
 class Login:
-    access_token: str
-    refresh_token: str
+    # Not in the repr: pytest prints a failing test's arguments (the `login` fixture among them) into
+    # the terminal, JUnit and Allure, and its truncated repr of a token escapes redaction.
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     user_id: str
     email: str
 

@@ -23,6 +23,9 @@ def _print_urls(handle: ReplicaHandle) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     overrides = dict(kv.split("=", 1) for kv in args.set or [])
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    if args.foreground:  # a Ctrl-C while starting waits for sigwait below, so nothing is orphaned
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     handle = ReplicaHandle.start(args.scenario, args.run_dir, overrides=overrides or None)
     _print_urls(handle)
     if not args.foreground:
@@ -30,7 +33,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     print("running in the foreground; Ctrl-C stops everything")
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         handle.stop()
     return 0

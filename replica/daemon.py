@@ -248,6 +248,8 @@ async def _main(args: argparse.Namespace) -> None:
         backoff=Backoff(initial_s=args.backoff_initial, max_s=args.backoff_max),
     )
     loop = asyncio.get_running_loop()
+    # A foreground `up` blocks these while it waits; a blocked mask is inherited, so undo it here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.stop_event.set)
     await runtime.run()

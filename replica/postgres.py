@@ -37,7 +37,11 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", PG_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", PG_USER],
+            check=True,
+            capture_output=True,
+        )
     return PG_USER
 
 
@@ -106,7 +110,9 @@ class PostgresServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self.process.returncode}; see {self.root}/postgres.log")
+                raise RuntimeError(
+                    f"postgres exited with {self.process.returncode}; see {self.root}/postgres.log"
+                )
             probe = subprocess.run(
                 [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER],
                 capture_output=True,
