@@ -100,8 +100,8 @@ class Staging:
         issue = known_issues.match(target, ev, outcome.category)
         raise InfraFailure(
             outcome.category,
-            f"{target} still down, not retried (circuit open since {trip.opened_by}, which holds the full "
-            f"evidence: {trip.message}); probe now: {outcome.reason} — {ev.summary()}",
+            f"{target} still down: {outcome.reason} — {ev.summary()} (not retried: the circuit opened in "
+            f"{trip.opened_by}, which holds the full evidence)",
             evidence=ev.to_dict(),
             known_issue=issue.id if issue else trip.known_issue,
         )

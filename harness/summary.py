@@ -35,10 +35,10 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
         lines.append(f"  {category} ({len(groups[category])}) {description}")
         for test in sorted(groups[category], key=lambda t: t.nodeid):
             known = f" [known {test.known_issue}]" if test.known_issue else ""
-            lines.append(f"    {test.nodeid.split('::')[-1]}{known}: {_first_line(test.message)}")
+            lines.append(f"    {test.nodeid.split('::')[-1]}{known}: {first_line(test.message)}")
     for test in sorted(verdict.tests, key=lambda t: t.nodeid):
         if test.status == "passed" and test.known_issue:
-            lines.append(f"  reproduced {test.known_issue}: {_first_line(test.message)}")
+            lines.append(f"  reproduced {test.known_issue}: {first_line(test.message)}")
     flaky = [t for t in verdict.tests if t.flaky]
     if flaky:
         lines.append(
@@ -52,7 +52,7 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
     return lines
 
 
-def _first_line(message: str | None, width: int = 220) -> str:
+def first_line(message: str | None, width: int = 220) -> str:
     text = (message or "").strip().splitlines()[0] if message else ""
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -63,4 +63,4 @@ def _verify_lines(slo: dict[str, object]) -> list[str]:
     if slo.get("fixed"):
         return [*lines, "Issue #1278: FIXED"]
     reasons = [str(r) for r in slo.get("reasons") or []]  # type: ignore[attr-defined]
-    return [*lines, "Issue #1278: NOT FIXED", *(f"  - {_first_line(r)}" for r in reasons)]
+    return [*lines, "Issue #1278: NOT FIXED", *(f"  - {first_line(r)}" for r in reasons)]
