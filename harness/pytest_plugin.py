@@ -57,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"E2E settings: {exc}") from exc
     is_worker = hasattr(config, "workerinput")
+    redact.install_log_redaction()  # before any request: whichever library logs, records are redacted
     retry.set_default_attempt_context(_allure_attempt_step)
     suite = SuiteRun(config, settings, is_worker)
     config.pluginmanager.register(suite, "e2e-suite-run")
@@ -93,17 +94,20 @@ class SuiteRun:
         """E2E_ENV=local without URLs: start the replica here; workers inherit its URLs via env."""
         if self.settings.env != "local" or self.settings.has_targets:
             return
-        from replica.handle import ReplicaHandle  # the replica is needed only for local runs
+        from replica.handle import ReplicaError, ReplicaHandle  # needed only for local runs
 
         key = self.settings.oauth_simulation_key or secrets.token_urlsafe(24)
         jwt_secret = secrets.token_urlsafe(32)
         redact.register(key, jwt_secret)
         run_dir = ROOT / ".replica" / f"suite-{os.getpid()}"
-        self.replica = ReplicaHandle.start(
-            self.settings.replica_scenario,
-            run_dir,
-            env={"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_JWT_SECRET": jwt_secret},
-        )
+        try:
+            self.replica = ReplicaHandle.start(
+                self.settings.replica_scenario,
+                run_dir,
+                env={"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_JWT_SECRET": jwt_secret},
+            )
+        except (ReplicaError, ValueError) as exc:  # the local tooling failed, not the target: no verdict
+            raise pytest.UsageError(f"the local replica did not start: {redact.redact(exc)}") from None
         os.environ.update(
             {
                 "E2E_BACKEND_URL": self.replica.backend_url,
@@ -153,9 +157,12 @@ class SuiteRun:
             if current.flaky:
                 _tag_flaky()
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)  # innermost: redact before Allure and JUnit read it
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
         report: pytest.TestReport = yield
+        if report.failed and report.longrepr is not None:
+            report.longrepr = redact.redact(report.longreprtext)
+        report.sections = [(title, redact.redact(content)) for title, content in report.sections]
         if report.when == "call" or report.outcome != "passed":
             report.user_properties.append((PROPERTY, describe_outcome(item, call, report)))
         return report

@@ -31,7 +31,7 @@ DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 
 # Per-profile defaults: (request timeout, agent timeout, retry budget), seconds.
 _TIMING: dict[Env, tuple[float, float, float]] = {
-    "local": (5.0, 15.0, 8.0),
+    "local": (5.0, 15.0, 5.0),  # a dead replica is diagnosed in seconds; a slow start takes ~3 s
     "staging": (10.0, 90.0, 60.0),
     "custom": (10.0, 90.0, 60.0),
 }

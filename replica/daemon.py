@@ -109,6 +109,7 @@ class Runtime:
                 "ws_url": f"ws://127.0.0.1:{ports['backend']}/ws",
                 "control_url": f"http://127.0.0.1:{ports['control']}",
                 "backend_ready_expected": self.scenario.backend_ready_expected,
+                "auth_ready_expected": self.scenario.auth_ready_expected,
                 "postgres_pid": self.postgres.process.pid
                 if self.postgres and self.postgres.process
                 else None,

@@ -94,9 +94,11 @@ class ReplicaHandle:
         raise ReplicaError(f"replica did not start in time:\n{_tail(run_dir / 'daemon.log')}")
 
     def _wait_serving(self, deadline: float) -> None:
-        paths = [("auth_url", "/health")]
-        if self.state.get("backend_ready_expected"):
-            paths.append(("backend_url", "/health"))
+        paths = [
+            (f"{name}_url", "/health")
+            for name in ("auth", "backend")
+            if self.state.get(f"{name}_ready_expected")
+        ]
         with httpx.Client(timeout=2) as client:
             for key, path in paths:
                 while True:

@@ -16,9 +16,28 @@ healthy while the backend's misbehaves):
     GET /__hostile__/mode, PUT /__hostile__/mode/{mode}, GET /__hostile__/stats
                                                                       control: switch modes at run time
 
-`polite` is the control mode: a well-behaved staging the whole suite passes against, so a failure
-in another mode is the mode's doing. Tokens are HS256 JWTs signed with a per-process random
-secret, so forged ones are refused; nothing secret is ever printed or logged.
+Modes (the backend's HTTP paths misbehave in the first group, the chat socket in the second):
+
+    polite                       the control: a well-behaved staging the whole suite passes against
+    json-typed-html-503          503, Content-Type application/json, a gateway's HTML page
+    html-200-on-health           200 with the frontend's HTML page on the health paths
+    empty-body                   200 application/json, no body
+    invalid-utf8                 200 application/json, bytes that are not UTF-8
+    huge-body                    200 application/json, 10 MB
+    slow-drip                    headers at once, then one body byte per second
+    huge-retry-after             503 JSON with Retry-After: 86400
+    ws-close-after-upgrade       upgrade accepted, then closed 1011 before any frame
+    ws-garbage-frames            connection_established, then non-JSON frames, then silence
+    ws-out-of-order              the five agent events in the wrong order
+    ws-duplicates                agent_started and agent_completed twice (same run, same answer)
+    ws-completed-without-result  agent_completed without a result
+    token-echo                   credentials sent back: a 503 on every other login (with the bypass
+                                 key), 200 {"valid": false} naming the token, /auth/me 500 and
+                                 /api 401 repeating the Authorization header, the socket refused
+                                 with a 401 repeating it, an error frame in the chat quoting it
+
+Tokens are HS256 JWTs signed with a per-process random secret, so forged ones are refused; nothing
+secret is ever printed or logged (uvicorn's access log is off).
 
     python -m replica.hostile --mode slow-drip --port 8765
 """
@@ -88,6 +107,15 @@ INVALID_UTF8_BODY = b'{"status": "healthy", "service": "netra-ai-platform", "not
 TOOL_NAME = "thread_history"
 
 
+def _padded_json(size: int) -> bytes:
+    head = b'{"status": "healthy", "service": "netra-ai-platform", "padding": "'
+    tail = b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+HUGE_BODY = _padded_json(HUGE_BODY_BYTES)  # built once: serving it must cost the server nothing
+
+
 @dataclass
 class State:
     """The mode and what the server remembers between requests (reset on every mode switch)."""
@@ -138,22 +166,13 @@ def _hostile_http(mode: str, path: str) -> Response | None:
     if mode == "invalid-utf8":
         return Response(INVALID_UTF8_BODY, media_type="application/json")
     if mode == "huge-body":
-        return Response(_HUGE_BODY, media_type="application/json")
+        return Response(HUGE_BODY, media_type="application/json")
     if mode == "slow-drip":
         return StreamingResponse(_drip(), media_type="application/json")
     if mode == "huge-retry-after":
         body = {"status": "unavailable", "message": "Scheduled maintenance, come back tomorrow"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     return None
-
-
-def _padded_json(size: int) -> bytes:
-    head = b'{"status": "healthy", "service": "netra-ai-platform", "padding": "'
-    tail = b'"}'
-    return head + b"x" * (size - len(head) - len(tail)) + tail
-
-
-_HUGE_BODY = _padded_json(HUGE_BODY_BYTES)
 
 
 async def backend(request: Request) -> Response:
@@ -219,19 +238,25 @@ async def auth(request: Request) -> Response:
             for kind in ("access", "refresh")
         }
         return JSONResponse(
-            {"access_token": pair["access"], "refresh_token": pair["refresh"], "token_type": "Bearer", "user": user}
+            {
+                "access_token": pair["access"],
+                "refresh_token": pair["refresh"],
+                "token_type": "Bearer",
+                "user": user,
+            }
         )
     if path == "/auth/validate" and request.method == "POST":
         token = (await _json_object(request)).get("token")
-        if echo:
-            return _echo(state, request, 500, "validation crashed", token=token)
+        if echo:  # a polite 200 whose error field repeats the token it was asked about
+            state.echoes += 1
+            return JSONResponse({"valid": False, "error": f"token {token} is not valid here"})
         claims = _claims(state, token if isinstance(token, str) else None)
         if claims is None:
             return JSONResponse({"valid": False, "error": "invalid token"})
         return JSONResponse({"valid": True, "user_id": claims.sub, "email": claims.email})
     if path == "/auth/me":
         if echo:
-            return _echo(state, request, 401, "token rejected")
+            return _echo(state, request, 500, "profile lookup crashed")
         claims = _claims(state, tokens.bearer_token(request.headers.get("authorization")))
         if claims is None:
             return JSONResponse({"detail": "Invalid or expired token"}, status_code=401)
@@ -289,7 +314,9 @@ def _turn(mode: str, question: str, thread_id: str) -> tuple[list[str | bytes], 
 
 
 def _welcome(user_id: str) -> str:
-    data = ConnectionEstablishedData(user_id=f"{user_id[:8]}...", connection_id=f"main_{uuid.uuid4().hex[:12]}")
+    data = ConnectionEstablishedData(
+        user_id=f"{user_id[:8]}...", connection_id=f"main_{uuid.uuid4().hex[:12]}"
+    )
     return ConnectionEstablished(data=data).model_dump_json()
 
 
@@ -301,7 +328,11 @@ async def chat(ws: WebSocket) -> None:
     claims = _claims(state, token)
     if claims is None and state.mode == "token-echo":
         state.echoes += 1
-        body = {"detail": "bad credentials", "authorization": ws.headers.get("authorization"), "offered": offered}
+        body = {
+            "detail": "bad credentials",
+            "authorization": ws.headers.get("authorization"),
+            "offered": offered,
+        }
         await ws.send_denial_response(JSONResponse(body, status_code=401))
         return
     await ws.accept(subprotocol=chosen)
@@ -385,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default="polite", help="misbehaviour to start with")
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
     args = parser.parse_args(argv)
-    print(f"hostile impostor on http://{HOST}:{args.port} (auth under {AUTH_PREFIX}), mode {args.mode}", flush=True)
+    print(
+        f"hostile impostor on http://{HOST}:{args.port} (auth under {AUTH_PREFIX}), mode {args.mode}",
+        flush=True,
+    )
     uvicorn.run(
         create_app(args.mode),
         host=HOST,

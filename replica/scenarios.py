@@ -18,6 +18,7 @@ class Scenario:
     pg_max_connections: int = 40
     hog_connections: bool = False  # fill every free PostgreSQL slot once the backend is up
     backend_ready_expected: bool = True  # whether `up` waits for the backend's health
+    auth_ready_expected: bool = True  # whether `up` waits for the auth service's health
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -34,10 +35,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "slow-start",
-            "Database connections take 1.5 s (under the 5 s timeout): the backend answers its own JSON 503 "
+            "Database connections take 1 s (under the 5 s timeout): the backend answers its own JSON 503 "
             "'Startup in progress' for the first seconds, then is healthy.",
             service={"db_timeout_s": 5.0, "startup_mode": "early"},
-            db_fault=Fault("latency", 1500),
+            db_fault=Fault("latency", 1000),
             backend_ready_expected=False,
         ),
         Scenario(
@@ -61,6 +62,13 @@ SCENARIOS: dict[str, Scenario] = {
             "auth-broken",
             "The auth service rejects the bypass key (a product defect).",
             service={"auth_mode": "reject_bypass"},
+        ),
+        Scenario(
+            "auth-db-down",
+            "The auth service cannot reach its database: its health answers JSON 503 'Database connectivity "
+            "failed' (an infrastructure dependency), while login and the backend still work.",
+            service={"auth_database_url": "postgresql://postgres@127.0.0.1:9/postgres"},
+            auth_ready_expected=False,
         ),
         Scenario(
             "relaxed-auth",

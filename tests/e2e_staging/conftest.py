@@ -8,16 +8,10 @@ import allure
 import pytest
 
 from harness.pytest_plugin import settings_of
-from harness.redact import install_log_redaction
 from harness.settings import Settings
 from harness.staging import Login, Staging
 
 LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Before any request: log records are redacted too, whichever library writes them."""
-    install_log_redaction()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from replica.hostile import MODES, RETRY_AFTER_S
+
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 HEALTH, GOLDEN, EVERYTHING = "health", "golden_path", "health or golden_path or auth"
@@ -58,8 +60,9 @@ CASES: dict[str, Case] = {
     # good: the golden path holds, so the run passes.
     "ws-duplicates": Case(GOLDEN, frozenset()),
     "ws-completed-without-result": Case(GOLDEN, frozenset({"product.golden_path"}), CHAT_TURN),
-    # Echoed credentials: the chat's error frame, /auth/validate's 500 and /auth/me's 401 (the
-    # scan for the echoed secrets themselves is shared with test_secrets).
+    # Credentials echoed back: a 503 on every other login (retried), a 200 {"valid": false} naming
+    # the token, a 500 from /auth/me, a 401 refusing the socket, an error frame in the chat. The
+    # scan for the echoed secrets (SuiteRun.secret_hits) is shared with test_secrets.
     "token-echo": Case(
         EVERYTHING, frozenset({"product.golden_path", "product.http", "product.auth"}), CHAT_TURN
     ),
@@ -67,16 +70,13 @@ CASES: dict[str, Case] = {
 
 
 def test_every_mode_of_the_impostor_has_a_case() -> None:
-    from replica.hostile import MODES
-
     assert set(CASES) == set(MODES)
 
 
 @pytest.mark.parametrize("mode", list(CASES))
 def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> None:  # type: ignore[no-untyped-def]
     case = CASES[mode]
-    key = f"hostile-key-{secrets.token_urlsafe(12)}"
-    env = hostile.suite_env(key)
+    env = hostile.suite_env(f"hostile-key-{secrets.token_urlsafe(12)}")
     request_s, agent_s, budget_s = (
         float(env[name]) for name in ("E2E_REQUEST_TIMEOUT_S", "E2E_AGENT_TIMEOUT_S", "E2E_RETRY_BUDGET_S")
     )
@@ -97,7 +97,10 @@ def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> 
     slow = [(t["nodeid"], t["duration_s"]) for t in tests if t["duration_s"] > per_test_s]
     assert not slow, slow
     failing = [t for t in tests if t["status"] in ("failed", "broken")]
-    wrong = [(t["nodeid"], t["category"], t["message"]) for t in failing if t["category"] not in case.expected]
+    assert all(t["category"] for t in failing), [t["nodeid"] for t in failing if not t["category"]]
+    wrong = [
+        (t["nodeid"], t["category"], t["message"]) for t in failing if t["category"] not in case.expected
+    ]
     assert not wrong, f"expected only {sorted(case.expected)}: {wrong}"
     if case.must_fail:
         concerned = run.tests(case.must_fail)
@@ -110,10 +113,10 @@ def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> 
     assert not raised, f"the harness raised {raised}: {run.explain()}"
     check = MODE_CHECKS.get(mode)
     if check is not None:
-        check(run, hostile, key)
+        check(run, hostile, env)
 
 
-def _truncated_evidence(run, hostile, key: str) -> None:  # type: ignore[no-untyped-def]
+def _truncated_evidence(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     """The 10 MB body left only a snippet behind, and the evidence says it was cut at the limit."""
     sizes = {p.name: p.stat().st_size for p in run.reports.rglob("*") if p.is_file()}
     assert max(sizes.values()) < MAX_REPORT_FILE_BYTES, sizes
@@ -125,10 +128,22 @@ def _truncated_evidence(run, hostile, key: str) -> None:  # type: ignore[no-unty
     assert evidence and all(e["body_bytes"] == 1024 * 1024 and e["json"] is None for e in evidence), evidence
 
 
-def _secrets_not_echoed(run, hostile, key: str) -> None:  # type: ignore[no-untyped-def]
+def _retry_after_capped(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """No test waited toward the Retry-After: the budget stops a retry whose (capped) wait overshoots it."""
+    bound = float(env["E2E_RETRY_BUDGET_S"]) + float(env["E2E_REQUEST_TIMEOUT_S"])
+    durations = [t["duration_s"] for t in run.verdict["tests"]]
+    assert max(durations) <= bound < RETRY_AFTER_S, (durations, bound)
+
+
+def _secrets_not_echoed(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     """The impostor did echo credentials back, and none of them reached a report or the output."""
     assert hostile.stats()["echoes"] > 0
-    assert not run.secret_hits(key)
+    hits = run.secret_hits(env["E2E_OAUTH_SIMULATION_KEY"])
+    assert not hits, "secrets leaked:\n" + "\n".join(hits)
 
 
-MODE_CHECKS = {"huge-body": _truncated_evidence, "token-echo": _secrets_not_echoed}
+MODE_CHECKS = {
+    "huge-body": _truncated_evidence,
+    "huge-retry-after": _retry_after_capped,
+    "token-echo": _secrets_not_echoed,
+}

@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 LOCAL_SELECTION = "not verify_fix"
 HOSTILE_SELECTION = "health or golden_path or auth"
 PRODUCTION = "https://api.netrasystems.ai"
+# The most revealing run a user might make: every log record (websockets logs handshake headers at
+# DEBUG) in the output, JUnit and Allure, and the captured output of passed tests too.
+REVEALING_ARGS = ["--log-level=DEBUG", "-rA", "-o", "junit_logging=all"]
 # A refusal at settings load costs an interpreter start and the plugin's imports, nothing more.
 REFUSAL_BOUND_S = 15.0
 
@@ -32,12 +35,18 @@ def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytes
     if target == "token-echo":
         hostile = request.getfixturevalue("hostile")
         hostile.use(target)
-        run = fresh_suite("hostile", HOSTILE_SELECTION, extra_env=hostile.suite_env(key))
+        run = fresh_suite(
+            "hostile", HOSTILE_SELECTION, extra_env=hostile.suite_env(key), extra_args=REVEALING_ARGS
+        )
         assert hostile.stats()["echoes"] > 0, "the impostor echoed nothing: the scan would prove nothing"
     else:
-        run = fresh_suite(target, LOCAL_SELECTION, extra_env={"E2E_OAUTH_SIMULATION_KEY": key})
+        run = fresh_suite(
+            target, LOCAL_SELECTION, extra_env={"E2E_OAUTH_SIMULATION_KEY": key}, extra_args=REVEALING_ARGS
+        )
     # The key was used (a login passed) and failures left evidence behind: the scan has material.
-    assert any("login" in t["nodeid"] and t["status"] == "passed" for t in run.verdict["tests"]), run.explain()
+    assert any("login" in t["nodeid"] and t["status"] == "passed" for t in run.verdict["tests"]), (
+        run.explain()
+    )
     assert run.verdict["counts"]["failed"] + run.verdict["counts"]["broken"] > 0, run.explain()
     hits = run.secret_hits(key)
     assert not hits, "secrets leaked:\n" + "\n".join(hits)

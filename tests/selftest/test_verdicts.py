@@ -84,3 +84,20 @@ def test_relaxed_websocket_auth_is_reported_as_an_auth_finding(suite) -> None:  
     assert refused and all((t["status"], t["category"]) == ("failed", "product.auth") for t in refused), (
         refused
     )
+
+
+def test_every_suite_test_fails_in_some_scenario(suite) -> None:  # type: ignore[no-untyped-def]
+    """'Every test can fail': each test of the suite fails in at least one replica scenario."""
+    runs = [
+        suite("healthy", "issue_1278"),
+        suite("issue-1278"),
+        suite("agent-broken", extra_env={"E2E_AGENT_TIMEOUT_S": "3"}),
+        suite("auth-broken"),
+        suite("relaxed-auth"),
+        suite("auth-db-down", "not verify_fix"),
+    ]
+    every = {t["nodeid"] for run in runs for t in run.verdict["tests"]}
+    failed = {
+        t["nodeid"] for run in runs for t in run.verdict["tests"] if t["status"] in ("failed", "broken")
+    }
+    assert sorted(every - failed) == []

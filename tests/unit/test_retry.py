@@ -314,7 +314,7 @@ def test_real_sleep_respects_a_small_budget() -> None:
 
 def test_policy_from_local_settings_fits_the_local_budget() -> None:
     policy = RetryPolicy.from_settings(Settings.from_env({}))
-    assert (policy.budget_s, policy.max_wait_s <= policy.budget_s) == (8.0, True)
+    assert (policy.budget_s, policy.max_wait_s <= policy.budget_s) == (5.0, True)
 
 
 def test_policy_from_staging_settings_rides_out_a_restart() -> None:

@@ -39,7 +39,7 @@ def test_local_defaults() -> None:
         settings.replica_scenario,
         settings.body_limit_bytes,
         settings.test_email,
-    ) == (15.0, 8.0, 4, 10.0, "healthy", 1024 * 1024, DEFAULT_TEST_EMAIL)
+    ) == (15.0, 5.0, 4, 10.0, "healthy", 1024 * 1024, DEFAULT_TEST_EMAIL)
 
 
 def test_staging_profile_urls_and_timeouts() -> None:
