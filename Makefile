@@ -72,7 +72,7 @@ report:
 		exit 0; fi; \
 	set -e; [ -x node_modules/.bin/allure ] || npm ci --no-audit --no-fund --silent; \
 	rm -rf $(REPORTS)/allure-report; \
-	gate=0; REPORTS=$(REPORTS) node_modules/.bin/allure quality-gate $(ALLURE_RESULTS) || gate=$$?; \
+	gate=0; REPORTS=$(REPORTS) ALLURE_APPEND_HISTORY=0 node_modules/.bin/allure quality-gate $(ALLURE_RESULTS) || gate=$$?; \
 	REPORTS=$(REPORTS) node_modules/.bin/allure generate $(ALLURE_RESULTS); \
 	echo "report: $(REPORTS)/allure-report/index.html (history: $(REPORTS)/history.jsonl, quality gate exit $$gate)"; \
 	exit $$gate

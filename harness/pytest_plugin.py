@@ -107,6 +107,7 @@ class SuiteRun:
                 env={"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_JWT_SECRET": jwt_secret},
             )
         except (ReplicaError, ValueError) as exc:  # the local tooling failed, not the target: no verdict
+            shutil.rmtree(run_dir, ignore_errors=True)
             raise pytest.UsageError(f"the local replica did not start: {redact.redact(exc)}") from None
         os.environ.update(
             {
