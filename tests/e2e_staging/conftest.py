@@ -35,7 +35,7 @@ def staging(settings: Settings) -> Staging:
     return Staging(settings)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one login per run (per xdist worker): kinder to the auth service
 def login(staging: Staging, settings: Settings) -> Iterator[Login]:
     """Precondition of every authenticated check: the bypass login works."""
     if not settings.oauth_simulation_key:
