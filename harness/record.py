@@ -1,7 +1,7 @@
 """What the current test has done so far: attempts, retries, known-issue hits, evidence.
 
 The pytest plugin opens one record per test; the retry policy and the checks write into it; the
-plugin reads it to fill the verdict (attempts, flaky, known_issue) and the Allure attachments.
+plugin reads it to fill the verdict (attempts, flaky, reproduced) and the Allure attachments.
 One test runs at a time in a process (xdist workers are processes), so a module-level slot is enough.
 """
 
@@ -28,7 +28,6 @@ class TestRecord:
     nodeid: str = ""
     attempts: int = 1  # attempts of the operation that needed the most
     retries: list[Retry] = field(default_factory=list)
-    known_issue: str | None = None  # the last known-issue signature an exchange matched (any attempt)
     reproduced: str | None = None  # set only by a reproduction test that saw its issue's signature
     note: str | None = None  # what a passed test wants the summary to say (e.g. "reproduced in 6/6 probes")
     evidence: list[dict[str, Any]] = field(default_factory=list)

@@ -120,11 +120,11 @@ def _truncated_evidence(run, hostile, env: dict[str, str]) -> None:  # type: ign
     """The 10 MB body left only a snippet behind, and the evidence says it was cut at the limit."""
     sizes = {p.name: p.stat().st_size for p in run.reports.rglob("*") if p.is_file()}
     assert max(sizes.values()) < MAX_REPORT_FILE_BYTES, sizes
-    evidence = [
-        json.loads(p.read_text())
-        for p in run.reports.glob("allure-results/*-attachment.json")
-        if '"body_truncated": true' in p.read_text()
-    ]
+    attachments = [json.loads(p.read_text()) for p in run.reports.glob("allure-results/*-attachment.json")]
+    exchanges = [
+        item for a in attachments for item in (a if isinstance(a, list) else [a])
+    ]  # lists: "exchanges"
+    evidence = [e for e in exchanges if isinstance(e, dict) and e.get("body_truncated")]
     assert evidence and all(e["body_bytes"] == 1024 * 1024 and e["json"] is None for e in evidence), evidence
 
 

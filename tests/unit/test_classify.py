@@ -315,7 +315,7 @@ def test_check_http_message_names_what_and_the_exchange(test_record: record.Test
 def test_check_http_labels_issue_1278(test_record: record.TestRecord) -> None:
     with pytest.raises(InfraFailure) as info:
         check_http(respond(503, GFE_503, "text/html"), HEALTH, what="backend /health")
-    assert (info.value.known_issue, test_record.known_issue) == ("issue-1278", "issue-1278")
+    assert info.value.known_issue == "issue-1278"
 
 
 def test_check_http_does_not_label_the_auth_service_with_1278(test_record: record.TestRecord) -> None:
