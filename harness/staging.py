@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 SERVICES: dict[Target, str] = {"backend": BACKEND_SERVICE, "auth": AUTH_SERVICE}
 HALF_OPEN_DEADLINE_S = 3.0
+# Half-open probe answers that mean nothing of the service is reachable: fail fast on these only.
+_NO_SERVICE = frozenset({Category.INFRA_UNREACHABLE, Category.INFRA_TIMEOUT, Category.INFRA_GATEWAY})
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Staging:
         if outcome.category is None or not outcome.category.is_infra:
             self.breaker.close(target)  # answering again: let the operation judge the product
             return
+        if outcome.category not in _NO_SERVICE:
+            return  # the service itself answers (starting, a dependency down): the operation decides
         issue = known_issues.match(target, ev, outcome.category)
         raise InfraFailure(
             outcome.category,
