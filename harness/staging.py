@@ -116,6 +116,14 @@ class Staging:
         method: str = "GET", headers: Mapping[str, str] | None = None, json: Any = None,
     ) -> Any:  # fmt: skip
         """The parsed JSON of an exchange that met `expect` (default: 200 JSON from the target's service)."""
+        return self._run(
+            self._check(target, path, expect, what=what, method=method, headers=headers, json=json)
+        )
+
+    async def _check(
+        self, target: Target, path: str, expect: Expect | None = None, *, what: str | None = None,
+        method: str = "GET", headers: Mapping[str, str] | None = None, json: Any = None,
+    ) -> Any:  # fmt: skip
         expect = expect or Expect(service=SERVICES[target], target=target)
         what = what or f"{target} {method} {path}"
 
@@ -123,11 +131,7 @@ class Staging:
             ev = await self._exchange(target, path, method=method, headers=headers, json=json, attempt=n)
             return check_http(ev, expect, what=what)
 
-        return self._run(self._guarded(target, what, attempt))
-
-    async def _backend_health(self, attempt: int) -> Any:
-        ev = await self._exchange("backend", "/health", attempt=attempt)
-        return check_http(ev, Expect(service=BACKEND_SERVICE, target="backend"), what="backend GET /health")
+        return await self._guarded(target, what, attempt)
 
     def wait_until_healthy(
         self, bound_s: float, interval_s: float, progress: Callable[[str], None] = lambda _: None
@@ -243,7 +247,7 @@ class Staging:
     async def _open(self, token: str | None, transport: Transport) -> ChatSession:
         """Precondition first: the backend serves (its health, retried through a slow start);
         a socket refused by a backend that is still starting proves nothing about auth."""
-        await self._guarded("backend", "backend health before the chat socket", self._backend_health)
+        await self._check("backend", "/health", what="backend health before the chat socket")
         return await self._guarded(
             "backend",
             f"open chat socket ({transport})",

@@ -39,15 +39,16 @@ def _signature(ev: HttpEvidence) -> str | None:
 
 
 def _judge(evidence: list[HttpEvidence], what: str) -> None:
-    hits = [ev for ev in evidence if _signature(ev)]
+    matched = [(ev, _signature(ev) is not None) for ev in evidence]
+    hits = [ev for ev, hit in matched if hit]
     lines = [
-        f"{i + 1}: {'#1278' if _signature(ev) else 'other'} | {ev.summary()}" for i, ev in enumerate(evidence)
+        f"{i + 1}: {'#1278' if hit else 'other'} | {ev.summary()}" for i, (ev, hit) in enumerate(matched)
     ]
     allure.attach("\n".join(lines), name=f"{what}: probes", attachment_type=allure.attachment_type.TEXT)
     summary = f"reproduced in {len(hits)}/{len(evidence)} probes"
     allure.dynamic.description(f"{what}: {summary}")
     if len(hits) != len(evidence):
-        other = next(ev for ev in evidence if not _signature(ev))
+        other = next(ev for ev, hit in matched if not hit)
         raise ProductFailure(
             Category.PRODUCT_CONTRACT,
             f"Issue #1278 did not reproduce: {what} {summary}; a probe without the signature: {other.summary()}",
