@@ -1,4 +1,9 @@
-"""Names that identify services and carry credentials on the wire."""
+"""Names that identify services and carry credentials on the wire, and the claims of a real token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
 
 BACKEND_SERVICE = "netra-ai-platform"
 AUTH_SERVICE = "auth-service"
@@ -15,3 +20,25 @@ ACCESS_TOKEN_TTL_S = 900
 # Sec-WebSocket-Protocol entries that carry a token, in the order the backend looks for them.
 TOKEN_SUBPROTOCOL_PREFIXES = ("jwt.", "jwt-auth.", "bearer.")
 BARE_SUBPROTOCOLS = ("jwt-auth", "jwt", "bearer", "e2e-testing", "staging-auth", "agent_chat")
+
+
+def token_claims(
+    *, sub: str, email: str, permissions: list[str], token_type: str, issued_at: int, expires_at: int
+) -> dict[str, Any]:
+    """Every claim the real auth service puts in a token (auth_core/core/jwt_handler.py).
+
+    The real check rejects a token without `token_type` before it looks at expiry, so a token minted
+    to test one failure (expiry, signature) must carry all of them, or the test isolates nothing.
+    """
+    return {
+        "sub": sub,
+        "email": email,
+        "permissions": list(permissions),
+        "iat": issued_at,
+        "exp": expires_at,
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "jti": uuid.uuid4().hex,
+        "type": token_type,
+        "token_type": token_type,
+    }

@@ -11,11 +11,35 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# `status` values of a healthy document: the backend at aebb16f says "ok", older builds and the auth
+# service say "healthy" (with `service`); "pass" is the IETF health-check draft's word.
+HEALTHY_STATUSES = frozenset({"ok", "healthy", "pass"})
+READY_STATUSES = frozenset({"ready", "ok", "healthy", "pass"})
+
+
 class HealthBody(_Open):
     """Any health document: `status` is the only field every variant has."""
 
     status: str
     service: str | None = None
+
+
+class ErrorEnvelope(_Open):
+    """The backend's own error body, on every status (routes/utils/error_handlers.py); in staging it
+    carries a stack trace. Recognised by `error: true` plus a string `error_code`."""
+
+    error: bool = True
+    error_code: str
+    message: str
+    user_message: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    trace_id: str | None = None
+    request_id: str | None = None
+    timestamp: str | None = None
+
+
+def is_error_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("error") is True and isinstance(body.get("error_code"), str)
 
 
 class StartupHealth(_Open):
@@ -76,9 +100,11 @@ class Thread(_Open):
 
 
 class Message(_Open):
+    """A stored message; `content` is a plain string (older builds) or a list of text parts."""
+
     id: str
     role: str
-    content: str
+    content: str | list[dict[str, Any]]
     created_at: int
     metadata: dict[str, Any] = Field(default_factory=dict)
 

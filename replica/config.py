@@ -12,9 +12,28 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 StartupMode = Literal["blocking", "early"]
-WsAuth = Literal["strict", "relaxed"]
+# strict: refuse bad tokens (1008); relaxed: invent `relaxed_XXXX` users like staging at aebb16f;
+# demo: every socket becomes `demo-user-001` (DEMO_MODE on, its default at aebb16f).
+WsAuth = Literal["strict", "relaxed", "demo"]
 AgentMode = Literal["normal", "broken"]
 AuthMode = Literal["normal", "reject_bypass"]
+# The wire protocol era the services speak (orthogonal to scenarios; see real-protocol.md):
+# legacy: before 2025-09-16 (rich /health with `service`, readiness with core_db, events under
+#         `data`, message content a plain string);
+# aebb16f: the last build of the backend (/health {"status":"ok"}, /health/ready {"status":"ready"},
+#         /ws/health refuses a plain GET with its own 503, bridge + payload duplicates, a flat
+#         agent_completed with final_response and a dict result, heartbeats, content as text parts,
+#         the error envelope);
+# head:   aebb16f plus the HEAD handshake (handshake_response / handshake_acknowledged, messages
+#         before the acknowledgement lost) and events wrapped as system_message.
+Profile = Literal["legacy", "aebb16f", "head"]
+PROFILES: tuple[str, ...] = ("legacy", "aebb16f", "head")
+# Product defects of the chat socket, as the real aebb16f build showed them (real-protocol.md):
+# main_mode_error: right after the upgrade an error_message (CONNECTION_ERROR, RecursionError), close 1011;
+# router_defect:   the welcome, then the first client frame ends the socket with close 1000 "main cleanup";
+# error_mid_turn:  agent_started, agent_thinking, then an error frame and close 1011;
+# readiness_guard: every upgrade refused before accept (the client sees HTTP 403), whatever the token.
+WsMode = Literal["normal", "main_mode_error", "router_defect", "error_mid_turn", "readiness_guard"]
 
 ENV_PREFIX = "REPLICA_"
 
@@ -34,7 +53,9 @@ class ServiceConfig:
     # door's 503 page). early: /health answers JSON 503 with startup fields while the phases run.
     startup_mode: StartupMode = "blocking"
     early_fail_grace_s: float = 2.0  # early mode: how long a failed startup serves its JSON before exit 3
+    profile: Profile = "aebb16f"
     ws_auth: WsAuth = "strict"
+    ws_mode: WsMode = "normal"
     agent_mode: AgentMode = "normal"
     agent_step_delay_s: float = 0.05
     auth_mode: AuthMode = "normal"

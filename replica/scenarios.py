@@ -19,6 +19,10 @@ class Scenario:
     hog_connections: bool = False  # fill every free PostgreSQL slot once the backend is up
     backend_ready_expected: bool = True  # whether `up` waits for the backend's health
     auth_ready_expected: bool = True  # whether `up` waits for the auth service's health
+    backend_instances: int = 1  # backend processes behind the front door (Cloud Run instances)
+    # A database fault set once the backend has started (a VPC connector failing under a running
+    # service): existing connections are cut too. `up` returns only after it is in place.
+    db_fault_after_ready: Fault | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -74,6 +78,63 @@ SCENARIOS: dict[str, Scenario] = {
             "relaxed-auth",
             "The real staging's permissive WebSocket auth: connections without a valid token are accepted.",
             service={"ws_auth": "relaxed"},
+        ),
+        Scenario(
+            "demo-mode",
+            "DEMO_MODE on (its default at aebb16f): every socket, whatever its token, is demo-user-001.",
+            service={"ws_auth": "demo"},
+        ),
+        Scenario(
+            "service-error-envelope",
+            "The database path fails under a running backend: /health still answers, but database-backed "
+            "endpoints answer the service's own 503 error envelope (SERVICE_UNAVAILABLE, 'Database "
+            "unavailable') and the agent reports the same.",
+            db_fault_after_ready=Fault("refuse"),
+        ),
+        Scenario(
+            "bypass-not-configured",
+            "Staging's auth service lacks the E2E bypass secret: the bypass login answers 503 "
+            "{'detail': 'E2E authentication not configured'} (the service speaking, not a gateway).",
+            service={"bypass_key": ""},
+        ),
+        Scenario(
+            "ws-main-mode-error",
+            "The aebb16f build as shipped: every socket gets an error_message (CONNECTION_ERROR, "
+            "RecursionError) right after the upgrade, then close 1011. Infrastructure healthy.",
+            service={"ws_mode": "main_mode_error"},
+        ),
+        Scenario(
+            "ws-router-defect",
+            "The aebb16f build with its import fixed: the welcome arrives, then the first client frame "
+            "ends the socket with close 1000 'main cleanup' and no event. Infrastructure healthy.",
+            service={"ws_mode": "router_defect"},
+        ),
+        Scenario(
+            "ws-error-mid-turn",
+            "The agent fails mid-turn: agent_started, agent_thinking, an error frame, close 1011.",
+            service={"ws_mode": "error_mid_turn"},
+        ),
+        Scenario(
+            "ws-readiness-guard",
+            "The WebSocket readiness guard refuses every upgrade before accept (HTTP 403 on the wire), "
+            "whatever the token, while HTTP health is fine.",
+            service={"ws_mode": "readiness_guard"},
+        ),
+        Scenario(
+            "startup-storm",
+            "Several backend instances start at once against a database with too few connections "
+            "(connection pool exhaustion during concurrent startup attempts): some exit 3 in the "
+            "database phase and crash-loop, the startup success rate falls under 90%.",
+            backend_instances=6,
+            pg_max_connections=12,
+        ),
+        Scenario(
+            "slow-db-phase",
+            "Every startup succeeds, but each database connection takes 1.5 s: the database phase of "
+            "every startup is slow (over a threshold of 1 s).",
+            service={"db_timeout_s": 8.0},
+            db_fault=Fault("latency", 1500),
+            backend_instances=3,
         ),
     )
 }

@@ -7,13 +7,12 @@ function; every failure is one `TokenError` whose `reason` callers can report wi
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
 
-from contract.identity import ACCESS_TOKEN_TTL_S, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER
+from contract.identity import ACCESS_TOKEN_TTL_S, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, token_claims
 
 TokenType = Literal["access", "refresh"]
 TokenErrorReason = Literal["expired", "bad_signature", "malformed", "wrong_type", "invalid_claims"]
@@ -56,18 +55,14 @@ def mint(
     """A signed token; `ttl_s` may be negative to mint an already expired one (negative tests)."""
     issued = int(time.time() if now is None else now)
     lifetime = ttl_s if ttl_s is not None else _default_ttl(token_type)
-    claims: dict[str, Any] = {
-        "sub": sub,
-        "email": email,
-        "permissions": list(permissions),
-        "iat": issued,
-        "exp": int(issued + lifetime),
-        "iss": JWT_ISSUER,
-        "aud": JWT_AUDIENCE,
-        "jti": uuid.uuid4().hex,
-        "type": token_type,
-        "token_type": token_type,
-    }
+    claims = token_claims(
+        sub=sub,
+        email=email,
+        permissions=permissions,
+        token_type=token_type,
+        issued_at=issued,
+        expires_at=int(issued + lifetime),
+    )
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
