@@ -2,7 +2,9 @@
 
 No LLM: the answer is computed from the question and the thread's stored history, so a test can
 check that it is about the question (its key words, simple arithmetic, the earlier message count).
-`agent_mode == "broken"` stops after `tool_completed`, the product defect the suite must catch.
+`agent_mode == "broken"` stops after `tool_completed`, the product defect the suite must catch;
+`ws_mode == "error_mid_turn"` crashes after `agent_thinking` (the session turns that into an error
+frame and close 1011). Events leave in the bridge shape; the session reshapes them per profile.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncpg
 from contract.events import ServerType
 from contract.frames import AgentEvent
 from contract.rest import Message
-from replica import db
+from replica import db, protocol
 from replica.config import ServiceConfig
 
 AGENT_NAME = "supervisor"
@@ -46,6 +48,10 @@ _OPERATORS: dict[str, Callable[[float, float], float]] = {
     "\u00d7": operator.mul,  # the multiplication sign
     "/": operator.truediv,
 }
+
+
+class AgentCrash(RuntimeError):
+    """The agent's execution failed mid-turn: not reported as `agent_error`, the socket ends 1011."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +125,18 @@ async def read_history(pool: asyncpg.Pool, thread_id: str, current: Message) -> 
 
 
 def _event(run: AgentRun, event_type: ServerType, data: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return event(run.run_id, run.thread_id, run.user_id, event_type, data, **top)
+
+
+def event(
+    run_id: str, thread_id: str | None, user_id: str, event_type: ServerType, data: dict[str, Any], **top: Any
+) -> dict[str, Any]:
+    """One agent event in the bridge shape (details under `data`)."""
     frame = AgentEvent(
         type=event_type,
-        run_id=run.run_id,
-        thread_id=run.thread_id,
-        user_id=run.user_id,
+        run_id=run_id,
+        thread_id=thread_id,
+        user_id=user_id,
         agent_name=AGENT_NAME,
         data=data,
         **top,
@@ -135,23 +148,29 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
+def failure(exc: BaseException) -> dict[str, Any]:
+    """`agent_error`'s data: a database that is down is named as such (SERVICE_UNAVAILABLE)."""
+    if db.is_unavailable(exc):
+        code, message = protocol.SERVICE_UNAVAILABLE, protocol.DATABASE_UNAVAILABLE
+    else:
+        code, message = protocol.INTERNAL_ERROR, str(exc)
+    return {
+        "status": "error",
+        "error_code": code,
+        "error_message": message,
+        "error_context": type(exc).__name__,
+        "message": "Agent failed",
+    }
+
+
 async def run_agent(pool: asyncpg.Pool, config: ServiceConfig, run: AgentRun, send: Send) -> None:
     """Persist the question, stream the five events, persist the answer; `agent_error` on failure."""
     try:
         await _run(pool, config, run, send)
+    except AgentCrash:
+        raise
     except Exception as exc:  # the run failed: the client is told instead of left waiting
-        await send(
-            _event(
-                run,
-                ServerType.AGENT_ERROR,
-                {
-                    "status": "error",
-                    "error_message": str(exc),
-                    "error_context": type(exc).__name__,
-                    "message": "Agent failed",
-                },
-            )
-        )
+        await send(_event(run, ServerType.AGENT_ERROR, failure(exc)))
 
 
 async def _run(pool: asyncpg.Pool, config: ServiceConfig, run: AgentRun, send: Send) -> None:
@@ -170,6 +189,8 @@ async def _run(pool: asyncpg.Pool, config: ServiceConfig, run: AgentRun, send: S
     reasoning = f"Reading the thread's history to answer: {run.question[:120]}"
     thinking = {"reasoning": reasoning, "step_number": 1, "progress_percentage": 25, "status": "thinking"}
     await send(_event(run, ServerType.AGENT_THINKING, thinking))
+    if config.ws_mode == "error_mid_turn":
+        raise AgentCrash("Agent execution failed")
     await asyncio.sleep(step)
     params = {"thread_id": run.thread_id}
     executing = {"parameters": params, "status": "executing", "message": f"Running {TOOL_NAME}"}
@@ -188,6 +209,10 @@ async def _run(pool: asyncpg.Pool, config: ServiceConfig, run: AgentRun, send: S
         return  # the defect: the run stalls silently, the socket stays open
     await asyncio.sleep(step)
     answer = compose_answer(run.question, history)
-    await db.add_message(pool, run.thread_id, ASSISTANT_ROLE, answer, {"run_id": run.run_id})
-    final = {"status": "completed", "result": {"response": answer}, "execution_time_ms": _ms_since(started)}
+    elapsed_ms = _ms_since(started)
+    response = protocol.agent_response(answer, elapsed_ms)
+    stored = protocol.stored_answer(config.profile, answer, response)
+    await db.add_message(pool, run.thread_id, ASSISTANT_ROLE, stored, {"run_id": run.run_id})
+    result = {"response": answer} if protocol.is_legacy(config.profile) else response
+    final = {"status": "completed", "result": result, "execution_time_ms": elapsed_ms}
     await send(_event(run, ServerType.AGENT_COMPLETED, final | {"message": "Agent completed"}))

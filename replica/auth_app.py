@@ -1,6 +1,7 @@
 """The auth service (auth_service/main.py + auth_core/routes/auth_routes.py), as E2E tests meet it.
 
 `auth_mode == "reject_bypass"` refuses every bypass key: the "auth broken" product defect.
+In the aebb16f and head profiles its health reports `environment: "staging"`, as the real one does.
 Tokens and the bypass key are never logged.
 """
 
@@ -29,6 +30,7 @@ log = logging.getLogger("replica.auth")
 
 VERSION = "1.0.0"
 ENVIRONMENT = "replica"
+STAGING_ENVIRONMENT = "staging"
 REFRESH_TOKEN_FIELDS = ("refresh_token", "refreshToken", "token")
 
 
@@ -76,6 +78,7 @@ class AuthService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.started = time.monotonic()
+        self.environment = ENVIRONMENT if config.profile == "legacy" else STAGING_ENVIRONMENT
 
     def _base(self, status: str) -> dict[str, Any]:
         return {
@@ -84,7 +87,7 @@ class AuthService:
             "version": VERSION,
             "timestamp": iso_now(),
             "uptime_seconds": round(time.monotonic() - self.started, 3),
-            "environment": ENVIRONMENT,
+            "environment": self.environment,
         }
 
     async def database_error(self) -> str | None:

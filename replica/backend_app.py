@@ -1,4 +1,8 @@
-"""The backend (netra-ai-platform): rich health endpoints, threads REST and the `/ws` chat golden path.
+"""The backend (netra-ai-platform): health endpoints, threads REST and the `/ws` chat golden path.
+
+Every route speaks the configured protocol era (`ServiceConfig.profile`, shapes in
+replica/protocol.py): legacy's rich health and `{"detail"}` errors, or aebb16f/head's `{"status":
+"ok"}`, error envelope and `/ws/health` quirk. The socket's session lives in replica/chat.py.
 
 Startup runs the deterministic orchestrator in the ASGI lifespan. `blocking` mode serves nothing
 until it ends (uvicorn's real behaviour); `early` mode serves the rich /health 503 bodies meanwhile.
@@ -16,23 +20,24 @@ import os
 import secrets
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contract.events import ClientType, CloseCode, ServerType
-from contract.frames import ConnectionEstablished, ConnectionEstablishedData, iso_now
+from contract.events import CloseCode, ServerType
+from contract.frames import iso_now
 from contract.identity import BACKEND_SERVICE, BARE_SUBPROTOCOLS, TOKEN_SUBPROTOCOL_PREFIXES
 from contract.rest import MessagesPage, StartupHealth, Thread, ThreadCreate
 from contract.startup import PHASES, STARTUP_FAILURE_EXIT_CODE
-from replica import db, tokens
-from replica.agent import AgentRun, run_agent
+from replica import db, protocol, tokens
+from replica.chat import ChatSession, WsIdentity
 from replica.config import ServiceConfig
 from replica.startup import DeterministicStartupError, Runtime, StartupState, run_startup
 
@@ -40,11 +45,15 @@ log = logging.getLogger("replica.backend")
 
 VERSION = "1.0.0"
 ENVIRONMENT = "replica"
-THREAD_TITLE_CHARS = 60
+
+
+# The real build's lifespan and web server, whose startup lines go to stdout as JSON (see serve.py).
+lifespan_log = logging.getLogger("netra_backend.app.core.lifespan_manager")
+server_log = logging.getLogger("uvicorn.error")
 
 
 def _log_startup_failure(error: DeterministicStartupError) -> None:
-    """The one CRITICAL line operators grep for: phase, error type, duration."""
+    """The lifespan's CRITICAL line (JSON, real words), and a plain one on stderr for local greps."""
     log.critical(
         "DeterministicStartupError: phase=%s error_type=%s duration=%.2fs is_timeout=%s message=%s",
         error.phase,
@@ -53,12 +62,17 @@ def _log_startup_failure(error: DeterministicStartupError) -> None:
         error.is_timeout,
         error.message,
     )
+    lifespan_log.critical("DETERMINISTIC STARTUP FAILURE: %s", error)
 
 
 def _exit_for_startup_failure() -> None:
     """Leave at once with exit code 3 (os._exit: no shutdown hook may wait on the dead database)."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    lifespan_log.critical("Exiting with code %d to signal startup failure", STARTUP_FAILURE_EXIT_CODE)
+    server_log.error("Application startup failed. Exiting.")
+    for name in ("", lifespan_log.name, server_log.name):
+        for handler in logging.getLogger(name).handlers:
+            handler.flush()
+    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(STARTUP_FAILURE_EXIT_CODE)
 
@@ -162,7 +176,52 @@ class Backend:
         }
 
 
+HealthRoute = tuple[str, Any]
+
+
 def _add_health_routes(app: FastAPI, backend: Backend) -> None:
+    legacy = protocol.is_legacy(backend.config.profile)
+    routes = _legacy_health_routes(backend) if legacy else _health_routes(backend)
+    for path, handler in routes:
+        app.add_api_route(path, handler, methods=["GET", "HEAD"])
+
+
+def _health_routes(backend: Backend) -> list[HealthRoute]:
+    """aebb16f's simplified health: `{"status": "ok"}`, readiness without components, the envelope."""
+
+    async def health() -> JSONResponse:
+        return backend.startup_refusal() or JSONResponse(protocol.OK_BODY)
+
+    async def alive() -> JSONResponse:
+        return JSONResponse(protocol.OK_BODY)
+
+    async def ready(request: Request) -> JSONResponse:
+        refusal = backend.startup_refusal()
+        if refusal is not None:
+            return refusal
+        if await backend.db_error() is not None:
+            return envelope_response(request, 503, protocol.DATABASE_UNAVAILABLE)
+        return JSONResponse(protocol.READY_BODY)
+
+    async def database(request: Request) -> JSONResponse:
+        if await backend.db_error() is not None:
+            return envelope_response(request, 503, protocol.DATABASE_UNAVAILABLE)
+        body = {"status": "healthy", "connected": True, "pool_status": backend.pool_status()}
+        return JSONResponse(body | {"timestamp": iso_now()})
+
+    return [
+        ("/health", health),
+        ("/health/", health),
+        ("/health/live", alive),
+        ("/health/startup", alive),
+        ("/health/ready", ready),
+        ("/health/database", database),
+    ]
+
+
+def _legacy_health_routes(backend: Backend) -> list[HealthRoute]:
+    """The rich health of the builds before 2025-09-16 (service, version, core_db, /ws/health 200)."""
+
     async def health() -> JSONResponse:
         refusal = backend.startup_refusal()
         if refusal is not None:
@@ -229,15 +288,14 @@ def _add_health_routes(app: FastAPI, backend: Backend) -> None:
         }
         return JSONResponse(body)
 
-    for path, handler in (
+    return [
         ("/health", health),
         ("/health/", health),
         ("/health/ready", ready),
         ("/health/live", live),
         ("/health/database", database),
         ("/ws/health", ws_health),
-    ):
-        app.add_api_route(path, handler, methods=["GET", "HEAD"])
+    ]
 
 
 def _open_connections(backend: Backend) -> int:
@@ -246,6 +304,60 @@ def _open_connections(backend: Backend) -> int:
 
 def _backend(request: Request) -> Backend:
     return request.app.state.backend
+
+
+def envelope_response(
+    request: Request, status_code: int, message: str, exc: BaseException | None = None
+) -> JSONResponse:
+    """The backend's own error envelope (aebb16f/head), its status recomputed from the error code."""
+    status, code = protocol.envelope_status(status_code)
+    body = protocol.error_envelope(status, code, message, exc, request.headers.get("x-request-id"))
+    return JSONResponse(body, status_code=status)
+
+
+def _install_error_envelope(app: FastAPI) -> None:
+    """aebb16f/head: every error status answers the envelope; 401 keeps FastAPI's `{"detail"}`."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 401:
+            return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+        return envelope_response(request, exc.status_code, str(exc.detail), exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        return envelope_response(request, 422, "Request validation failed", exc)
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable behind %s: %s", request.url.path, type(exc).__name__)
+        return envelope_response(request, 503, protocol.DATABASE_UNAVAILABLE, exc)
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return envelope_response(request, 500, "Internal server error", exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for error_type in db.UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+class WsPlainGetRefusal:
+    """aebb16f's WebSocket readiness middleware: a plain HTTP GET under /ws (no Sec-WebSocket-Key)
+    gets its own 503 `service_not_ready`, however healthy the service; sockets are unaffected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        under_ws = path == "/ws" or path.startswith("/ws/")
+        has_key = any(name == b"sec-websocket-key" for name, _ in scope.get("headers", []))
+        if scope["type"] == "http" and under_ws and not has_key:
+            retry = {"Retry-After": str(protocol.WS_NOT_READY_RETRY_AFTER_S)}
+            response = JSONResponse(protocol.ws_not_ready_body(), status_code=503, headers=retry)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> tokens.Claims:
@@ -283,12 +395,16 @@ async def list_threads(user: CurrentUser, pool: Pool, limit: Limit = 50, offset:
 
 @threads_router.get("/{thread_id}/messages", response_model=MessagesPage)
 async def list_messages(
-    thread_id: str, user: CurrentUser, pool: Pool, limit: Limit = 50, offset: Offset = 0
+    request: Request, thread_id: str, user: CurrentUser, pool: Pool, limit: Limit = 50, offset: Offset = 0
 ) -> MessagesPage:
-    """A thread's messages; another user's thread is reported as missing (404), not forbidden."""
+    """A thread's messages, content shaped per era; another user's thread is missing (404), not forbidden."""
     if await db.thread_owner(pool, thread_id) != user.sub:
         raise HTTPException(404, "Thread not found")
-    messages = await db.list_messages(pool, thread_id, limit, offset)
+    profile = _backend(request).config.profile
+    stored = await db.list_messages(pool, thread_id, limit, offset)
+    messages = [
+        m.model_copy(update={"content": protocol.message_content(profile, str(m.content))}) for m in stored
+    ]
     total = await db.count_messages(pool, thread_id)
     return MessagesPage(messages=messages, thread_id=thread_id, total=total, limit=limit, offset=offset)
 
@@ -316,15 +432,14 @@ def _subprotocol_token(value: str) -> str:
         return value
 
 
-@dataclass(frozen=True)
-class WsIdentity:
-    user_id: str
-    email: str
-    authenticated: bool
-
-
 def authenticate_ws(config: ServiceConfig, token: str | None) -> WsIdentity | None:
-    """The connection's user; strict mode refuses (None), relaxed mode invents `relaxed_XXXX` like staging."""
+    """The connection's user; strict mode refuses (None), relaxed mode invents `relaxed_XXXX` like
+    staging, demo mode makes everyone `demo-user-001` (DEMO_MODE, on by default at aebb16f)."""
+    if config.ws_auth == "demo":
+        log.warning(
+            "websocket demo mode: the connection becomes %s whatever its token", protocol.DEMO_USER_ID
+        )
+        return WsIdentity(protocol.DEMO_USER_ID, protocol.DEMO_EMAIL, authenticated=False)
     reason = "missing_token"
     if token is not None:
         try:
@@ -340,155 +455,60 @@ def authenticate_ws(config: ServiceConfig, token: str | None) -> WsIdentity | No
     return WsIdentity(user_id, "", authenticated=False)
 
 
-class ChatSession:
-    """One accepted, authenticated `/ws` connection: its message loop and its agent runs."""
-
-    def __init__(self, ws: WebSocket, backend: Backend, identity: WsIdentity) -> None:
-        self.ws = ws
-        self.backend = backend
-        self.identity = identity
-        self.connection_id = f"main_{uuid.uuid4().hex[:12]}"
-        self._send_lock = asyncio.Lock()
-        self._runs: set[asyncio.Task[None]] = set()
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        """Serialise sends: agent runs and the message loop share one socket."""
-        async with self._send_lock:
-            await self.ws.send_text(json.dumps(frame))
-
-    async def serve(self) -> None:
-        registry = self.backend.runtime.connections
-        if registry is not None:
-            registry.add(self.connection_id, self.identity.user_id)
-        try:
-            await self.send(self._welcome())
-            await self._loop()
-        finally:
-            for run in self._runs:
-                run.cancel()
-            if registry is not None:
-                registry.remove(self.connection_id)
-
-    def _welcome(self) -> dict[str, Any]:
-        features = {"ws_auth": self.backend.config.ws_auth, "authenticated": self.identity.authenticated}
-        data = ConnectionEstablishedData(
-            user_id=f"{self.identity.user_id[:8]}...", connection_id=self.connection_id, features=features
-        )
-        return ConnectionEstablished(data=data).model_dump(mode="json")
-
-    async def _loop(self) -> None:
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                text = (message.get("bytes") or b"").decode(errors="replace")
-            await self._handle(text)
-
-    async def _handle(self, text: str) -> None:
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict):
-            await self._error("Invalid JSON: expected a JSON object", "JSON_PARSE_ERROR")
-            return
-        kind = frame.get("type")
-        if kind == ClientType.USER_MESSAGE:
-            self._spawn(self._chat(frame))
-        elif kind == ClientType.PING:
-            await self.send({"type": ServerType.PONG, "timestamp": time.time()})
-        else:
-            ack = {
-                "type": ServerType.ACK,
-                "received_type": kind,
-                "status": "acknowledged",
-                "timestamp": time.time(),
-            }
-            await self.send(ack)
-
-    async def _error(self, message: str, code: str) -> None:
-        await self.send(
-            {"type": ServerType.ERROR, "message": message, "code": code, "timestamp": time.time()}
-        )
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guarded(coro))
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
-
-    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
-        """A run whose client went away must not surface as an unretrieved task exception."""
-        try:
-            await coro
-        except Exception as exc:
-            log.info("chat run on %s ended early: %s", self.connection_id, type(exc).__name__)
-
-    async def _chat(self, frame: dict[str, Any]) -> None:
-        payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else frame
-        content = payload.get("content") or payload.get("text")
-        if not isinstance(content, str) or not content.strip():
-            await self._error("Message content is required", "EMPTY_MESSAGE")
-            return
-        thread_id = await self._thread_for(payload.get("thread_id") or frame.get("thread_id"), content)
-        if thread_id is None:
-            await self._error("Thread not found", "THREAD_NOT_FOUND")
-            return
-        run_id = payload.get("run_id") or f"run_{uuid.uuid4().hex}"
-        run = AgentRun(
-            user_id=self.identity.user_id, thread_id=thread_id, run_id=str(run_id), question=content
-        )
-        await run_agent(self.backend.pool, self.backend.config, run, self.send)
-
-    async def _thread_for(self, requested: Any, content: str) -> str | None:
-        """The user's thread to chat in: the requested one if theirs, a new one if none was named."""
-        pool = self.backend.pool
-        if requested:
-            return (
-                str(requested)
-                if await db.thread_owner(pool, str(requested)) == self.identity.user_id
-                else None
-            )
-        title = content.strip()[:THREAD_TITLE_CHARS]
-        thread = await db.create_thread(pool, self.identity.user_id, self.identity.email, title)
-        return thread.id
-
-
 def _add_websocket_route(app: FastAPI, backend: Backend) -> None:
     @app.websocket("/ws")
     async def chat(ws: WebSocket) -> None:
-        chosen, subprotocol_token = negotiate_subprotocol(list(ws.scope.get("subprotocols") or []))
-        if ws.scope.get("subprotocols") and chosen is None:
-            await ws.close(CloseCode.UNSUPPORTED, "No supported subprotocols")
+        if not await _admit(ws, backend):
             return
-        if not backend.ready:
-            # Like staging's WebSocket readiness middleware: refuse the upgrade with its 503 JSON.
-            await ws.send_denial_response(
-                JSONResponse(
-                    {
-                        "error": "service_not_ready",
-                        "message": "WebSocket service is not ready: startup in progress",
-                        "details": {"state": str(backend.state.startup_phase), "retry_after_seconds": 2},
-                    },
-                    status_code=503,
-                    headers={"Retry-After": "2"},
-                )
-            )
-            return
-        await ws.accept(subprotocol=chosen)
-        token = tokens.bearer_token(ws.headers.get("authorization")) or subprotocol_token
+        token = tokens.bearer_token(ws.headers.get("authorization")) or ws.scope["replica.subprotocol_token"]
         identity = authenticate_ws(backend.config, token)
         if identity is None:
-            await ws.send_text(
-                json.dumps(
-                    {"type": ServerType.ERROR, "message": "Authentication failed", "code": "AUTH_FAILED"}
-                )
-            )
+            await ws.send_text(json.dumps(_auth_failed_frame(backend.config)))
             await ws.close(CloseCode.POLICY_VIOLATION, "Authentication failed")
             return
         log.info("websocket connected user=%s authenticated=%s", identity.user_id, identity.authenticated)
         await ChatSession(ws, backend, identity).serve()
+
+
+async def _admit(ws: WebSocket, backend: Backend) -> bool:
+    """Readiness guard, subprotocol, accept, and the shipped build's main-mode failure; True to go on."""
+    if backend.config.ws_mode == "readiness_guard":
+        # A close before accept: uvicorn answers the upgrade with HTTP 403, whatever the token.
+        log.warning("websocket readiness guard refused an upgrade before accept")
+        await ws.close(CloseCode.INTERNAL_ERROR, protocol.READINESS_GUARD_REASON)
+        return False
+    chosen, subprotocol_token = negotiate_subprotocol(list(ws.scope.get("subprotocols") or []))
+    if ws.scope.get("subprotocols") and chosen is None:
+        await ws.close(CloseCode.UNSUPPORTED, "No supported subprotocols")
+        return False
+    if not backend.ready:
+        # Like staging's WebSocket readiness middleware: refuse the upgrade with its 503 JSON.
+        await ws.send_denial_response(
+            JSONResponse(
+                {
+                    "error": "service_not_ready",
+                    "message": "WebSocket service is not ready: startup in progress",
+                    "details": {"state": str(backend.state.startup_phase), "retry_after_seconds": 2},
+                },
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+        )
+        return False
+    await ws.accept(subprotocol=chosen)
+    ws.scope["replica.subprotocol_token"] = subprotocol_token
+    if backend.config.ws_mode == "main_mode_error":
+        log.error("websocket main mode failed: RecursionError (an import that calls itself)")
+        await ws.send_text(json.dumps(protocol.main_mode_error()))
+        await ws.close(CloseCode.INTERNAL_ERROR, protocol.MAIN_MODE_ERROR_REASON)
+        return False
+    return True
+
+
+def _auth_failed_frame(config: ServiceConfig) -> dict[str, Any]:
+    if protocol.is_legacy(config.profile):
+        return {"type": ServerType.ERROR, "message": "Authentication failed", "code": "AUTH_FAILED"}
+    return protocol.auth_failed()
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -509,4 +529,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     _add_health_routes(app, backend)
     app.include_router(threads_router)
     _add_websocket_route(app, backend)
+    if not protocol.is_legacy(config.profile):
+        _install_error_envelope(app)
+        app.add_middleware(WsPlainGetRefusal)
     return app

@@ -56,6 +56,8 @@ class ServiceConfig:
     profile: Profile = "aebb16f"
     ws_auth: WsAuth = "strict"
     ws_mode: WsMode = "normal"
+    # head only: whether handshake_response comes right after the welcome or before it.
+    handshake_order: Literal["after_welcome", "before_welcome"] = "after_welcome"
     agent_mode: AgentMode = "normal"
     agent_step_delay_s: float = 0.05
     auth_mode: AuthMode = "normal"

@@ -1,6 +1,8 @@
 """The backend's PostgreSQL schema and queries: the only module of the replica that holds SQL.
 
-Rows come back as the wire models of `contract.rest`, so routes can return them unchanged.
+Rows come back as the wire models of `contract.rest`. A message's content is stored as its plain
+text in every protocol era; the routes shape it on the way out (replica/protocol.py), so the agent's
+history tool reads the same text whatever the era.
 """
 
 from __future__ import annotations
@@ -16,6 +18,22 @@ from contract.rest import Message, Thread
 
 # Serialises schema creation: concurrent CREATE TABLE IF NOT EXISTS can still collide in pg_type.
 _SCHEMA_LOCK_KEY = 1278
+
+# What a database that is down, cut off or full raises (not a query's own error): endpoints answer
+# these with 503 "Database unavailable", as the real backend does.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, UNAVAILABLE_ERRORS)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

@@ -149,12 +149,14 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
 
 @pytest.fixture(scope="module")
 def config(postgres: PostgresServer) -> ServiceConfig:
+    """The legacy era: these tests pin its shapes (test_profiles.py covers aebb16f and head)."""
     return ServiceConfig(
         bypass_key=BYPASS_KEY,
         backend_database_url=postgres.url,
         auth_database_url=postgres.url,
         db_timeout_s=5.0,
         agent_step_delay_s=0.02,
+        profile="legacy",
     )
 
 
