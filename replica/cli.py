@@ -1,4 +1,4 @@
-"""`python -m replica up|down|status|fix|fault|scenarios`: the replica from a terminal."""
+"""`python -m replica up|down|status|fix|fault|logs|scenarios`: the replica from a terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 from replica import scenarios
+from replica.cloud_logging import FILE_NAME as CLOUD_LOGGING_FILE
+from replica.cloud_logging import parse_since, read_entries
+from replica.config import PROFILES
 from replica.handle import DEFAULT_RUN_DIR, ReplicaError, ReplicaHandle
+from replica.state import read_state
 
 
 def _print_urls(handle: ReplicaHandle) -> None:
@@ -18,6 +22,8 @@ def _print_urls(handle: ReplicaHandle) -> None:
     print(f"auth:        {handle.auth_url}")
     print(f"websocket:   {handle.ws_url}")
     print(f"control:     {handle.state['control_url']}")
+    print(f"instances:   {handle.state.get('backend_instances', 1)} (profile {handle.state.get('profile')})")
+    print(f"logs:        {handle.cloud_logging_path} (python -m replica logs)")
     print(f"state file:  {handle.run_dir / 'state.json'} (holds the local bypass key, mode 0600)")
 
 
@@ -26,7 +32,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     if args.foreground:  # a Ctrl-C while starting waits for sigwait below, so nothing is orphaned
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    handle = ReplicaHandle.start(args.scenario, args.run_dir, overrides=overrides or None)
+    handle = ReplicaHandle.start(
+        args.scenario,
+        args.run_dir,
+        overrides=overrides or None,
+        instances=args.instances,
+        profile=args.profile,
+    )
     _print_urls(handle)
     if not args.foreground:
         print("stop it with: python -m replica down")
@@ -67,6 +79,18 @@ def cmd_fault(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    """The backend's Cloud Logging entries (newest first), also after the replica stopped."""
+    state = read_state(args.run_dir) or {}
+    path = Path(state.get("cloud_logging_path") or args.run_dir / CLOUD_LOGGING_FILE)
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        raise ReplicaError(f"--since {args.since!r} is not an ISO time (e.g. 2026-01-31T12:00:00Z)") from None
+    print(json.dumps(read_entries(path, since), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_scenarios(_: argparse.Namespace) -> int:
     for scenario in scenarios.SCENARIOS.values():
         print(f"{scenario.name:16} {scenario.summary}")
@@ -81,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--scenario", default="healthy", choices=sorted(scenarios.SCENARIOS))
     up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
     up.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a service knob")
+    up.add_argument("--instances", type=int, help="backend instances (default: the scenario's)")
+    up.add_argument("--profile", choices=PROFILES, help="protocol era (wins over the scenario)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything the replica started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="processes, restarts, exit codes, faults").set_defaults(func=cmd_status)
@@ -89,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     fault.add_argument("--db", help="none | hang | refuse | reset | latency:MS")
     fault.add_argument("--gateway-error-rate", type=float, help="share of backend requests answered 503 HTML")
     fault.set_defaults(func=cmd_fault)
+    logs = sub.add_parser("logs", help="the backend's Cloud Logging entries, as gcloud prints them")
+    logs.add_argument("--since", metavar="ISO", help="only entries at or after this time")
+    logs.set_defaults(func=cmd_logs)
     sub.add_parser("scenarios", help="list the scenarios").set_defaults(func=cmd_scenarios)
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,10 @@
 """The replica's runtime: one process that owns PostgreSQL, the fault proxy, the two services, the
 two front doors and a control API, and stops all of them together.
 
+The backend runs as `instances` processes (Cloud Run instances), each supervised on its own port
+behind the one front door; every start gets a new instance id, and the instances' output becomes
+the service's Cloud Logging (`cloud-logging.json`, see replica/cloud_logging.py).
+
 Run by `python -m replica up` (detached) or `python -m replica up --foreground` (Ctrl-C stops it).
 """
 
@@ -29,7 +33,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from replica import scenarios
-from replica.config import ServiceConfig
+from replica.cloud_logging import FILE_NAME as CLOUD_LOGGING_FILE
+from replica.cloud_logging import CloudLogging, revision_name
+from replica.config import PROFILES, ServiceConfig
 from replica.faultproxy import Fault, FaultProxy
 from replica.frontdoor import FrontDoor, GatewayFaults
 from replica.ports import free_port
@@ -53,17 +59,25 @@ class Runtime:
         run_dir: Path,
         overrides: dict[str, Any] | None = None,
         backoff: Backoff | None = None,
+        instances: int | None = None,
+        profile: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
         self.overrides = overrides or {}
         self.backoff = backoff or Backoff()
+        self.instances = instances or scenario.backend_instances
+        self.profile = profile  # wins over the scenario and the overrides
         self.stop_event = asyncio.Event()
         self.gateway = GatewayFaults(scenario.gateway_error_rate)
         self.postgres: PostgresServer | None = None
         self.hog: list[asyncpg.Connection] = []
-        self.hog_task: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.log_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
+        self.revision = revision_name(self.started_at)
+        self.cloud_logging = CloudLogging(run_dir / CLOUD_LOGGING_FILE, self.revision)
+        self.fault_after_ready_applied = False
 
     # -- lifecycle -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -75,16 +89,12 @@ class Runtime:
         proxied_url = _with_port(direct_url, proxy_port)
 
         bypass_key = os.environ.get(BYPASS_KEY_ENV) or secrets.token_urlsafe(24)
-        config = ServiceConfig(
-            jwt_secret=os.environ.get(JWT_SECRET_ENV) or secrets.token_urlsafe(32),
-            bypass_key=bypass_key,
-            backend_database_url=proxied_url,
-            auth_database_url=direct_url,
-        ).replace(**{**self.scenario.service, **self.overrides})
-        self.backend_port, self.auth_port = free_port(), free_port()
-        self.backend = self._supervisor("backend", "replica.backend", self.backend_port, config)
+        config = self._config(bypass_key, proxied_url, direct_url)
+        self.backend_ports = {f"backend-{i + 1}": free_port() for i in range(self.instances)}
+        self.backends = [self._backend(name, port, config) for name, port in self.backend_ports.items()]
+        self.auth_port = free_port()
         self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)
-        self.backend_door = FrontDoor("backend", self.backend_port, self.gateway)
+        self.backend_door = FrontDoor("backend", self.backend_ports, self.gateway)
         self.auth_door = FrontDoor("auth", self.auth_port)
         ports = {"backend": free_port(), "auth": free_port(), "control": free_port()}
         servers = [
@@ -93,12 +103,16 @@ class Runtime:
             _server(self._control_app(), ports["control"]),
         ]
         self.auth.start()
-        self.backend.start()
+        for backend in self.backends:
+            backend.start()
+        self.log_task = asyncio.create_task(self.cloud_logging.run())
         serving = [asyncio.create_task(s.serve()) for s in servers]
         while not all(s.started for s in servers):
             await asyncio.sleep(0.02)
         if self.scenario.hog_connections:
-            self.hog_task = asyncio.create_task(self._hog_when_ready(direct_url))
+            self.tasks.append(asyncio.create_task(self._hog_when_ready(direct_url)))
+        if self.scenario.db_fault_after_ready is not None:
+            self.tasks.append(asyncio.create_task(self._fault_when_ready(self.scenario.db_fault_after_ready)))
         write_state(
             self.run_dir,
             {
@@ -116,6 +130,12 @@ class Runtime:
                 "bypass_key": bypass_key,
                 "postgres_url": direct_url,  # direct, not through the fault proxy: for checks of stored rows
                 "started_at": self.started_at,
+                "profile": config.profile,
+                "backend_instances": self.instances,
+                "backend_instance_ports": self.backend_ports,
+                "revision": self.revision,
+                "cloud_logging_path": str(self.cloud_logging.path),
+                "db_fault_after_ready": _fault_dict(self.scenario.db_fault_after_ready),
             },
         )
         log.info(
@@ -129,17 +149,30 @@ class Runtime:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self.hog_task:
-            self.hog_task.cancel()
+        """Services first (their last lines and exits still reach Cloud Logging), then the rest."""
+        for task in self.tasks:
+            task.cancel()
         for conn in self.hog:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
-        await asyncio.gather(self.backend.stop(), self.auth.stop(), return_exceptions=True)
+        stops = [backend.stop() for backend in self.backends]
+        await asyncio.gather(*stops, self.auth.stop(), return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.cloud_logging.aclose(self.log_task)
         await self.proxy.stop()
         await asyncio.gather(self.backend_door.aclose(), self.auth_door.aclose(), return_exceptions=True)
         if self.postgres:
             self.postgres.stop()
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+
+    def _config(self, bypass_key: str, proxied_url: str, direct_url: str) -> ServiceConfig:
+        config = ServiceConfig(
+            jwt_secret=os.environ.get(JWT_SECRET_ENV) or secrets.token_urlsafe(32),
+            bypass_key=bypass_key,
+            backend_database_url=proxied_url,
+            auth_database_url=direct_url,
+        ).replace(**{**self.scenario.service, **self.overrides})
+        return config.replace(profile=self.profile) if self.profile else config
 
     def _start_postgres(self) -> tuple[str, int, str]:
         external = os.environ.get(EXTERNAL_DB_ENV)
@@ -161,14 +194,39 @@ class Runtime:
             backoff=self.backoff,
         )
 
-    async def _hog_when_ready(self, direct_url: str) -> None:
-        """Other tenants of a shared Cloud SQL instance: take every free connection and keep it."""
+    def _backend(self, name: str, port: int, config: ServiceConfig) -> ProcessSupervisor:
+        """One backend instance slot: every (re)start is a new Cloud Run instance with its own logs."""
+        return ProcessSupervisor(
+            name=name,
+            argv=[sys.executable, "-m", "replica.backend", "--port", str(port)],
+            env=config.to_env(),
+            log_path=self.run_dir / "backend.log",
+            backoff=self.backoff,
+            instances=self.cloud_logging.instance,
+            port=port,
+            log_prefix=f"[{name}] " if self.instances > 1 else "",
+        )
+
+    async def _backend_healthy(self) -> None:
+        """Return once any backend instance answers /health with 200 (or the replica stops)."""
         async with httpx.AsyncClient(timeout=2) as client:
             while not self.stop_event.is_set():
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{self.backend_port}/health")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
+                for port in self.backend_ports.values():
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                            return
+                await asyncio.sleep(0.1)
+
+    async def _fault_when_ready(self, fault: Fault) -> None:
+        """A VPC connector failing under a running service: set once the backend first serves."""
+        await self._backend_healthy()
+        await self.proxy.set_fault(fault)
+        self.fault_after_ready_applied = True
+        log.info("db fault after ready: %s (cut %d open connections)", fault, self.proxy.cut)
+
+    async def _hog_when_ready(self, direct_url: str) -> None:
+        """Other tenants of a shared Cloud SQL instance: take every free connection and keep it."""
+        await self._backend_healthy()
         while len(self.hog) < self.scenario.pg_max_connections:
             try:
                 self.hog.append(await asyncpg.connect(direct_url, timeout=2))
@@ -209,19 +267,53 @@ class Runtime:
         )
 
     def status(self) -> dict[str, Any]:
+        after_ready = self.scenario.db_fault_after_ready
         return {
             "scenario": self.scenario.name,
             "uptime_s": round(time.time() - self.started_at, 3),
             "faults": {"db": self.proxy.fault.to_dict(), "gateway_error_rate": self.gateway.error_rate},
-            "backend": self.backend.status(),
+            "db_fault_after_ready": None
+            if after_ready is None
+            else {"fault": after_ready.to_dict(), "applied": self.fault_after_ready_applied},
+            "backend": self._backend_status(),
             "auth": self.auth.status(),
             "doors": {
-                door.name: {"requests": door.requests, "gateway_errors": door.gateway_errors}
+                door.name: {
+                    "requests": door.requests,
+                    "gateway_errors": door.gateway_errors,
+                    "answered": dict(door.answered),
+                }
                 for door in (self.backend_door, self.auth_door)
             },
+            "revision": self.revision,
+            "cloud_logging": {"path": str(self.cloud_logging.path), "entries": self.cloud_logging.count},
             "db_proxy_connections": self.proxy.connections,
+            "db_proxy_cut_connections": self.proxy.cut,
             "hogged_connections": len(self.hog),
         }
+
+    def _backend_status(self) -> dict[str, Any]:
+        """The backend as one process (what a single instance reports), plus every instance."""
+        instances = [{"name": b.name, **b.status()} for b in self.backends]
+        exits = sorted((e for b in self.backends for e in b.exits), key=lambda e: e.at)
+        states = {i["state"] for i in instances}
+        pids = [i["pid"] for i in instances if i["pid"]]
+        next_starts = [i["next_start_at"] for i in instances if i["next_start_at"]]
+        return {
+            "state": next((s for s in ("running", "starting", "backoff") if s in states), "stopped"),
+            "pid": pids[0] if pids else None,
+            "serving_instances": sum(bool(i["serving"]) for i in instances),
+            "starts": sum(b.starts for b in self.backends),
+            "restarts": sum(max(0, b.starts - 1) for b in self.backends),
+            "exit_codes": [e.code for e in exits[-20:]],
+            "last_exit": exits[-1].__dict__ if exits else None,
+            "next_start_at": min(next_starts) if next_starts else None,
+            "instances": instances,
+        }
+
+
+def _fault_dict(fault: Fault | None) -> dict[str, object] | None:
+    return None if fault is None else fault.to_dict()
 
 
 def _with_port(url: str, port: int) -> str:
@@ -247,6 +339,8 @@ async def _main(args: argparse.Namespace) -> None:
         Path(args.run_dir).resolve(),
         overrides=json.loads(args.overrides) if args.overrides else None,
         backoff=Backoff(initial_s=args.backoff_initial, max_s=args.backoff_max),
+        instances=args.instances,
+        profile=args.profile,
     )
     loop = asyncio.get_running_loop()
     # A foreground `up` blocks these while it waits; a blocked mask is inherited, so undo it here.
@@ -263,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overrides", help="JSON object of ServiceConfig overrides")
     parser.add_argument("--backoff-initial", type=float, default=1.0)
     parser.add_argument("--backoff-max", type=float, default=4.0)
+    parser.add_argument("--instances", type=int, help="backend instances (default: the scenario's)")
+    parser.add_argument("--profile", choices=PROFILES, help="protocol era; wins over the scenario's")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_main(args))

@@ -1,7 +1,8 @@
 """A TCP proxy with Toxiproxy-like faults, standing where the VPC connector stands in staging.
 
 Faults apply to new connections and can change at runtime, so "the infrastructure team fixed
-it" can happen in the middle of a run:
+it" can happen in the middle of a run. Setting hang, refuse or reset also cuts the connections
+already open (a connector failing under a running service: the backend's pooled connections die):
 - latency: each new connection waits `latency_ms` before it reaches the upstream (a connector
   scaling up); bytes then flow freely;
 - hang: accept and pass no bytes (the database phase times out);
@@ -24,6 +25,7 @@ log = logging.getLogger("replica.faultproxy")
 FaultKind = Literal["none", "latency", "hang", "refuse", "reset"]
 FAULT_KINDS: tuple[str, ...] = ("none", "latency", "hang", "refuse", "reset")
 _CHUNK = 64 * 1024
+CUTTING_FAULTS = frozenset({"hang", "refuse", "reset"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ class FaultProxy:
         self.fault = fault or Fault()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: set[asyncio.StreamWriter] = set()  # every open connection, client side
+        self._upstreams: set[asyncio.StreamWriter] = set()  # and upstream side, once relayed
         self.connections = 0
+        self.cut = 0  # connections cut by a fault set at runtime
 
     async def start(self) -> None:
         if self.fault.kind != "refuse":
@@ -67,6 +72,17 @@ class FaultProxy:
             await self._close_listener()
         elif self._server is None:
             await self._listen()
+        if fault.kind in CUTTING_FAULTS:
+            self._cut_open_connections()
+
+    def _cut_open_connections(self) -> None:
+        """Reset both ends of every open connection (its relay tasks then end on their own)."""
+        clients = list(self._clients)
+        for writer in [*clients, *self._upstreams]:
+            with contextlib.suppress(OSError):  # already closing
+                _reset(writer)
+        self.cut += len(clients)
+        log.info("db fault: cut %d open connections", len(clients))
 
     async def stop(self) -> None:
         await self._close_listener()
@@ -87,6 +103,7 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._clients.add(writer)
         self.connections += 1
         try:
             await self._serve(reader, writer, self.fault)
@@ -94,6 +111,7 @@ class FaultProxy:
             pass
         finally:
             self._tasks.discard(task)
+            self._clients.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -108,9 +126,11 @@ class FaultProxy:
         if fault.kind == "latency":
             await asyncio.sleep(fault.latency_ms / 1000)
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._upstreams.add(up_writer)
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
+            self._upstreams.discard(up_writer)
             up_writer.close()
 
 

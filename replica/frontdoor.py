@@ -1,6 +1,7 @@
 """The front door: a reverse proxy for HTTP and WebSocket upgrades, like Google's front end before
-Cloud Run. When the upstream is not listening, starting, or crashed, callers get what staging's
-callers got during Issue #1278: a 503 with an HTML page, never JSON.
+Cloud Run. It balances requests round robin over the service's instances, skipping any that refuses
+the connection (not listening: starting, crashed, in backoff); when none answers, callers get what
+staging's callers got during Issue #1278: a 503 with an HTML page, never JSON.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -64,17 +66,20 @@ def gateway_503() -> Response:
 
 
 class FrontDoor:
-    """One public URL in front of one upstream service on 127.0.0.1:`upstream_port`."""
+    """One public URL in front of a service's instances, each on 127.0.0.1:port."""
 
-    def __init__(self, name: str, upstream_port: int, faults: GatewayFaults | None = None) -> None:
+    def __init__(
+        self, name: str, upstreams: int | Mapping[str, int], faults: GatewayFaults | None = None
+    ) -> None:
         self.name = name
-        self.upstream_port = upstream_port
+        named = {name: upstreams} if isinstance(upstreams, int) else dict(upstreams)
+        self.upstreams = list(named.items())
         self.faults = faults or GatewayFaults()
         self.requests = 0
         self.gateway_errors = 0
-        self._client = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{upstream_port}", timeout=httpx.Timeout(300.0, connect=2.0)
-        )
+        self.answered = {instance: 0 for instance, _ in self.upstreams}  # requests each instance took
+        self._next = 0
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=2.0))
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/{path:path}", self._websocket),
@@ -86,6 +91,16 @@ class FrontDoor:
             ]
         )
 
+    def _rotation(self) -> list[tuple[int, str, int]]:
+        """(index, name, port) of every instance, starting after the one that answered last."""
+        count = len(self.upstreams)
+        order = [(self._next + i) % count for i in range(count)]
+        return [(i, *self.upstreams[i]) for i in order]
+
+    def _took(self, index: int, instance: str) -> None:
+        self.answered[instance] += 1
+        self._next = (index + 1) % len(self.upstreams)
+
     def _page(self) -> Response:
         self.gateway_errors += 1
         return gateway_503()
@@ -95,60 +110,79 @@ class FrontDoor:
         if self.faults.should_fail():
             return self._page()
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        upstream = self._client.build_request(
-            request.method,
-            request.url.path,
-            params=request.query_params,
-            headers=headers,
-            content=await request.body(),
-        )
-        try:
-            response = await self._client.send(upstream, stream=True)
-        except httpx.TransportError as exc:
-            log.warning(
-                "%s: upstream unavailable for %s %s: %s", self.name, request.method, request.url.path, exc
+        body = await request.body()
+        for index, instance, port in self._rotation():
+            upstream = self._client.build_request(
+                request.method,
+                f"http://127.0.0.1:{port}{request.url.path}",
+                params=request.query_params,
+                headers=headers,
+                content=body,
             )
-            return self._page()
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
-        return StreamingResponse(
-            _relay(response), status_code=response.status_code, headers={**out_headers, **GATEWAY_HEADERS}
-        )
+            try:
+                response = await self._client.send(upstream, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                continue  # this instance does not answer: the next one
+            except httpx.TransportError as exc:
+                log.warning(
+                    "%s: %s failed %s %s: %s", self.name, instance, request.method, request.url.path, exc
+                )
+                return self._page()
+            self._took(index, instance)
+            out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+            return StreamingResponse(
+                _relay(response), status_code=response.status_code, headers={**out_headers, **GATEWAY_HEADERS}
+            )
+        log.warning("%s: no instance answers %s %s", self.name, request.method, request.url.path)
+        return self._page()
 
     async def _websocket(self, websocket: WebSocket) -> None:
         self.requests += 1
         if self.faults.should_fail():
             await websocket.send_denial_response(self._page())
             return
-        url = f"ws://127.0.0.1:{self.upstream_port}{websocket.url.path}"
-        if websocket.url.query:
-            url += f"?{websocket.url.query}"
+        path = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
         headers = {k: v for k, v in websocket.headers.items() if k.lower() in _WS_FORWARDED}
-        try:
-            upstream = await connect(
-                url,
-                additional_headers=headers,
-                subprotocols=websocket.scope.get("subprotocols") or None,  # type: ignore[arg-type]
-                open_timeout=10,
-                max_size=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body or b""
-            headers = {k: v for k, v in exc.response.headers.items() if k.lower() in ("retry-after",)}
-            content_type = exc.response.headers.get("Content-Type", "text/plain")
-            await websocket.send_denial_response(
-                Response(body, status_code=status, media_type=content_type, headers=headers)
-            )
+        for index, instance, port in self._rotation():
+            try:
+                upstream = await connect(
+                    f"ws://127.0.0.1:{port}{path}",
+                    additional_headers=headers,
+                    subprotocols=websocket.scope.get("subprotocols") or None,  # type: ignore[arg-type]
+                    open_timeout=10,
+                    max_size=None,
+                )
+            except InvalidStatus as exc:
+                self._took(index, instance)
+                await websocket.send_denial_response(_denial(exc))
+                return
+            except ConnectionRefusedError:
+                continue  # this instance does not answer: the next one
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                log.warning("%s: websocket upstream %s unavailable: %s", self.name, instance, exc)
+                await websocket.send_denial_response(self._page())
+                return
+            self._took(index, instance)
+            await websocket.accept(subprotocol=upstream.subprotocol)
+            await _bridge(websocket, upstream)
             return
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            log.warning("%s: websocket upstream unavailable: %s", self.name, exc)
-            await websocket.send_denial_response(self._page())
-            return
-        await websocket.accept(subprotocol=upstream.subprotocol)
-        await _bridge(websocket, upstream)
+        log.warning("%s: no instance answers the websocket upgrade", self.name)
+        await websocket.send_denial_response(self._page())
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _denial(exc: InvalidStatus) -> Response:
+    """The upstream's own refusal of an upgrade, passed through (status, body, type, Retry-After)."""
+    headers = {k: v for k, v in exc.response.headers.items() if k.lower() in ("retry-after",)}
+    content_type = exc.response.headers.get("Content-Type", "text/plain")
+    return Response(
+        exc.response.body or b"",
+        status_code=exc.response.status_code,
+        media_type=content_type,
+        headers=headers,
+    )
 
 
 async def _relay(response: httpx.Response):  # type: ignore[no-untyped-def]

@@ -11,11 +11,14 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from replica.cloud_logging import FILE_NAME as CLOUD_LOGGING_FILE
+from replica.cloud_logging import read_entries
 from replica.state import read_state
 
 DEFAULT_RUN_DIR = Path(".replica")
@@ -48,8 +51,11 @@ class ReplicaHandle:
         overrides: Mapping[str, Any] | None = None,
         backoff_max_s: float | None = None,
         timeout_s: float = 30.0,
+        instances: int | None = None,
+        profile: str | None = None,
     ) -> ReplicaHandle:
-        """Spawn the daemon detached and return once it serves (and, if expected, the backend is healthy)."""
+        """Spawn the daemon detached and return once it serves (and, if expected, the backend is healthy,
+        and the scenario's database fault for a running service is in place)."""
         run_dir = run_dir.resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         existing = read_state(run_dir)
@@ -62,6 +68,10 @@ class ReplicaHandle:
             argv += ["--overrides", json.dumps(dict(overrides))]
         if backoff_max_s is not None:
             argv += ["--backoff-max", str(backoff_max_s)]
+        if instances is not None:
+            argv += ["--instances", str(instances)]
+        if profile is not None:
+            argv += ["--profile", profile]
         log = open(run_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
             argv,
@@ -75,6 +85,7 @@ class ReplicaHandle:
         deadline = time.monotonic() + timeout_s
         handle = cls._wait_for_state(run_dir, process, deadline)
         handle._wait_serving(deadline)
+        handle._wait_fault_after_ready(deadline)
         return handle
 
     @classmethod
@@ -114,6 +125,16 @@ class ReplicaHandle:
                         )
                     time.sleep(0.05)
 
+    def _wait_fault_after_ready(self, deadline: float) -> None:
+        """The suite must never race the scenario's runtime fault: wait until the daemon set it."""
+        if not self.state.get("db_fault_after_ready"):
+            return
+        while not (self.status().get("db_fault_after_ready") or {}).get("applied"):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ReplicaError("the database fault for a running backend was not set in time")
+            time.sleep(0.05)
+
     # -- using --------------------------------------------------------------------------------
     @property
     def backend_url(self) -> str:
@@ -130,6 +151,15 @@ class ReplicaHandle:
     @property
     def bypass_key(self) -> str:
         return str(self.state["bypass_key"])
+
+    @property
+    def cloud_logging_path(self) -> Path:
+        """The backend's Cloud Logging entries, as `gcloud logging read --format=json` prints them."""
+        return Path(self.state.get("cloud_logging_path") or self.run_dir / CLOUD_LOGGING_FILE)
+
+    def cloud_logging(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Those entries now (newest first), the ones at or after `since` if given."""
+        return read_entries(self.cloud_logging_path, since)
 
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:

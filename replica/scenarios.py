@@ -124,9 +124,11 @@ SCENARIOS: dict[str, Scenario] = {
             "startup-storm",
             "Several backend instances start at once against a database with too few connections "
             "(connection pool exhaustion during concurrent startup attempts): some exit 3 in the "
-            "database phase and crash-loop, the startup success rate falls under 90%.",
+            "database phase and crash-loop, the startup success rate falls under 90%. Each backend "
+            "holds 2 connections from its database phase on, PostgreSQL has 7: 3 of the 6 serve.",
+            service={"db_pool_max": 2},  # a pool that cannot grow past what startup took
             backend_instances=6,
-            pg_max_connections=12,
+            pg_max_connections=7,  # 3 x 2 for the survivors, 1 left for auth's health check
         ),
         Scenario(
             "slow-db-phase",

@@ -1,7 +1,9 @@
 """The shared entry point of the replica's two services: parse `--port`, read the env, run uvicorn.
 
 Both services listen on 127.0.0.1 only and log to stderr through the root logger (uvicorn's access
-log included, one line per request); nothing they log carries a token or the bypass key.
+log included, one line per request); nothing they log carries a token or the bypass key. The
+backend's startup evidence is the exception: its orchestrator, lifespan and web-server lines go to
+stdout as JSON, as the real build writes them on Cloud Run (replica/cloud_logging.py).
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from replica.cloud_logging import log_json_to_stdout
 from replica.config import ServiceConfig
 
 HOST = "127.0.0.1"
 GRACEFUL_SHUTDOWN_S = 3
+# Per service, the loggers whose lines are Cloud Logging evidence (JSON on stdout).
+JSON_STDOUT_LOGGERS: dict[str, tuple[str, ...]] = {"backend": ("netra_backend", "uvicorn.error")}
 
 
 def serve(name: str, app_factory: Callable[[ServiceConfig], FastAPI], argv: list[str] | None = None) -> None:
@@ -32,6 +37,7 @@ def serve(name: str, app_factory: Callable[[ServiceConfig], FastAPI], argv: list
         level=logging.INFO,
         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
     )
+    log_json_to_stdout(JSON_STDOUT_LOGGERS.get(name, ()))
     app = app_factory(ServiceConfig.from_env())
     uvicorn.run(
         app,

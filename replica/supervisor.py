@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
 
 log = logging.getLogger("replica.supervisor")
 
@@ -45,24 +46,55 @@ class Exit:
     code: int | None
     at: float
     uptime_s: float
+    instance_id: str | None = None
+
+
+class InstanceSink(Protocol):
+    """Where one process start (a Cloud Run instance) reports its output and its end."""
+
+    instance_id: str
+
+    def line(self, stream: Literal["stdout", "stderr"], text: str) -> None: ...
+
+    def probe_succeeded(self) -> None: ...
+
+    def exited(self, code: int | None) -> None: ...
+
+
+PIPE_LIMIT = 1 << 20  # longest line read whole; longer ones arrive in pieces
+DRAIN_TIMEOUT_S = 2.0  # after an exit, how long the last buffered lines may take to arrive
+PROBE_INTERVAL_S = 0.2
 
 
 @dataclass
 class ProcessSupervisor:
+    """Runs one service process and restarts it with backoff.
+
+    With `instances`, every start is a new instance: stdout and stderr are read line by line, copied
+    to `log_path` (prefixed with `log_prefix`) and handed to the instance's sink, a TCP probe on
+    `port` reports when it starts serving, and its exit is reported once its output is drained.
+    """
+
     name: str
     argv: list[str]
     env: dict[str, str]
     log_path: Path
     restart: bool = True
     backoff: Backoff = field(default_factory=Backoff)
+    instances: Callable[[], InstanceSink] | None = None
+    port: int | None = None
+    log_prefix: str = ""
     state: str = "stopped"  # starting | running | backoff | stopped
     pid: int | None = None
     starts: int = 0
+    serving: bool = False
+    instance_id: str | None = None
     exits: list[Exit] = field(default_factory=list)
     next_start_at: float | None = None
     _task: asyncio.Task[None] | None = None
     _process: asyncio.subprocess.Process | None = None
     _stopping: bool = False
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"supervise-{self.name}")
@@ -71,12 +103,11 @@ class ProcessSupervisor:
         streak = 0
         while not self._stopping:
             started = time.monotonic()
-            await self._spawn()
-            assert self._process is not None
-            code = await self._process.wait()
+            code = await self._run_once()
             uptime = time.monotonic() - started
-            self.exits.append(Exit(code, time.time(), round(uptime, 3)))
+            self.exits.append(Exit(code, time.time(), round(uptime, 3), self.instance_id))
             self.pid = None
+            self.serving = False
             log.warning("%s exited with code %s after %.1fs", self.name, code, uptime)
             if self._stopping or not self.restart:
                 break
@@ -84,26 +115,93 @@ class ProcessSupervisor:
             delay = self.backoff.delay(streak)
             self.state = "backoff"
             self.next_start_at = time.time() + delay
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)  # `stop` ends the wait early
         self.state = "stopped"
 
-    async def _spawn(self) -> None:
+    async def _run_once(self) -> int | None:
+        """One process, from spawn to exit; its output drained and its exit reported."""
+        sink = self.instances() if self.instances else None
+        self.instance_id = sink.instance_id if sink else None
+        with open(self.log_path, "ab") as out:
+            process = await self._spawn(out, piped=sink is not None)
+            helpers = [] if sink is None else self._watch(process, sink, out)
+            code = await process.wait()
+            if helpers:
+                _done, pending = await asyncio.wait(helpers, timeout=DRAIN_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+        if sink is not None:
+            sink.exited(code)
+        return code
+
+    async def _spawn(self, out: BinaryIO, *, piped: bool) -> asyncio.subprocess.Process:
         self.state = "starting"
         self.next_start_at = None
         self.starts += 1
-        with open(self.log_path, "ab") as out:
-            self._process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+        self._process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE if piped else out,
+            stderr=asyncio.subprocess.PIPE if piped else asyncio.subprocess.STDOUT,
+            limit=PIPE_LIMIT,
+            preexec_fn=die_with_parent(),
+        )
         self.pid = self._process.pid
         self.state = "running"
+        return self._process
+
+    def _watch(
+        self, process: asyncio.subprocess.Process, sink: InstanceSink, out: BinaryIO
+    ) -> list[asyncio.Task[None]]:
+        assert process.stdout is not None and process.stderr is not None
+        tasks = [
+            asyncio.create_task(self._pump(process.stdout, "stdout", sink, out)),
+            asyncio.create_task(self._pump(process.stderr, "stderr", sink, out)),
+        ]
+        if self.port is not None:
+            tasks.append(asyncio.create_task(self._probe(process, sink)))
+        return tasks
+
+    async def _pump(
+        self,
+        stream: asyncio.StreamReader,
+        name: Literal["stdout", "stderr"],
+        sink: InstanceSink,
+        out: BinaryIO,
+    ) -> None:
+        """Every line of one stream, to the log file and the instance's sink, until EOF."""
+        prefix = self.log_prefix.encode()
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line past PIPE_LIMIT: take what is buffered as one piece
+                raw = await stream.read(PIPE_LIMIT)
+            if not raw:
+                return
+            out.write(prefix + raw if raw.endswith(b"\n") else prefix + raw + b"\n")
+            out.flush()
+            sink.line(name, raw.decode(errors="replace"))
+
+    async def _probe(self, process: asyncio.subprocess.Process, sink: InstanceSink) -> None:
+        """Cloud Run's default startup probe: the instance serves once its port accepts a connection."""
+        assert self.port is not None
+        while process.returncode is None:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(PROBE_INTERVAL_S)
+                continue
+            writer.close()
+            if process.returncode is None:
+                self.serving = True
+                sink.probe_succeeded()
+            return
 
     async def stop(self, timeout_s: float = 5.0) -> None:
+        """Terminate the process (kill it after `timeout_s`), let the loop record its exit, end."""
         self._stopping = True
+        self._wake.set()
         process = self._process
         if process and process.returncode is None:
             process.terminate()
@@ -113,15 +211,21 @@ class ProcessSupervisor:
                 process.kill()
                 await process.wait()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), DRAIN_TIMEOUT_S + 1)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         self.state = "stopped"
 
     def status(self) -> dict[str, object]:
         return {
             "state": self.state,
             "pid": self.pid,
+            "port": self.port,
+            "instance_id": self.instance_id,
+            "serving": self.serving,
             "starts": self.starts,
             "restarts": max(0, self.starts - 1),
             "exit_codes": [e.code for e in self.exits[-20:]],

@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from contract.events import GOLDEN_PATH_EVENTS, CloseCode, ServerType
 from contract.frames import answer_text
 from contract.identity import BACKEND_SERVICE, BYPASS_KEY_HEADER
+from contract.rest import is_error_envelope
 from contract.startup import STARTUP_FAILURE_EXIT_CODE
 from replica.handle import ReplicaHandle
 from replica.state import STATE_FILE, read_state
@@ -52,6 +53,8 @@ GONE_BOUND_S = 10.0
 FLAKY_REQUESTS = 20
 FLAKY_EXPECTED_FAILURES = 6  # 30% of 20, spread deterministically by the front door
 POOL_BURST = 10
+# Tests that check the legacy shapes (the five events once each, plain stored strings) pin that era.
+LEGACY = {"profile": "legacy"}
 
 
 # --- small helpers ------------------------------------------------------------------------------
@@ -99,8 +102,10 @@ def is_gateway_page(response: httpx.Response) -> bool:
 
 
 def is_healthy_backend(response: httpx.Response) -> bool:
+    """200 JSON from the backend itself, in either era: legacy's `service` or aebb16f's `{"status": "ok"}`."""
     body = json_body(response) or {}
-    return response.status_code == 200 and is_json(response) and body.get("service") == BACKEND_SERVICE
+    own = body.get("service") == BACKEND_SERVICE or body == {"status": "ok"}
+    return response.status_code == 200 and is_json(response) and own
 
 
 def bypass_login(handle: ReplicaHandle) -> httpx.Response:
@@ -303,7 +308,7 @@ class Started:
 @pytest.fixture(scope="class")
 def healthy_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     began = time.monotonic()
-    with running(tmp_path_factory.mktemp("healthy"), "healthy") as handle:
+    with running(tmp_path_factory.mktemp("healthy"), "healthy", overrides=LEGACY) as handle:
         startup_s = time.monotonic() - began
         print(f"healthy: serving {startup_s:.2f}s after start")
         yield Started(handle, startup_s)
@@ -505,11 +510,9 @@ def pool_burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolBurst]:
 
 def _database_unavailable(response: httpx.Response) -> bool:
     body = json_body(response) or {}
-    return (
-        response.status_code == 503
-        and is_json(response)
-        and (body.get("connected") is False or body.get("detail") == "Database unavailable")
-    )
+    legacy = body.get("connected") is False or body.get("detail") == "Database unavailable"
+    envelope = is_error_envelope(body) and body.get("error_code") == "SERVICE_UNAVAILABLE"
+    return response.status_code == 503 and is_json(response) and (legacy or envelope)
 
 
 class TestPoolExhaustion:
@@ -526,7 +529,7 @@ class TestPoolExhaustion:
 
 
 def test_agent_broken_never_completes_and_keeps_the_socket_open(tmp_path: Path) -> None:
-    with running(tmp_path, "agent-broken") as handle:
+    with running(tmp_path, "agent-broken", overrides=LEGACY) as handle:
         turn = chat_turn(handle, QUESTION, wait_s=AGENT_BROKEN_WAIT_S)
     assert (turn.event_types, turn.open_after) == (list(GOLDEN_PATH_EVENTS[:4]), True)
 
