@@ -1,0 +1,887 @@
+"""Startup evidence: the real backend's startups, read from its Cloud Logging entries (or a file).
+
+The success criteria of Issue #1278 are about startups (database phase under 30 s, Cloud SQL connected
+under 30 s consistently, startup success rate above 90 %). No endpoint reports them: the backend's logs
+are the only outside source (`/work/shared/reference/startup-evidence.md` describes what it writes).
+
+Three parts, all pure but the gcloud call:
+
+* `parse` / `parse_entries`: LogEntry dicts (as `gcloud logging read --format=json` prints them) into one
+  `StartupRecord` per startup, grouped by instance id (+ revision). Matching is on core phrases, never on
+  prefixes: the source writes markers such as ` CYCLE:`, ` PASS:`, `[U+1F680]`, and the service's own log
+  redactor turns ` PASS:  PHASE COMPLETED: DATABASE (0.142s)` into `PASS=REDACTED COMPLETED: DATABASE
+  (0.142s)`. Severity is ignored (a successful startup logs dozens of ERROR lines). Bad entries are
+  skipped and counted, never raised.
+* `load_entries`: the entries from `E2E_STARTUP_EVIDENCE=gcloud | file:PATH | none`, or one line saying
+  why they could not be read (`unmeasured`), which a person can act on.
+* `summarize`: the startups of a time window: ok / failed / incomplete, success rate with its Wilson
+  lower bound, database-phase p95 and max, failing phases, and one line of evidence per startup.
+
+Decisions (each one is tested):
+
+* **Outcome.** `failed` when the startup sequence logged `STARTUP SEQUENCE FAILED` or the server logged
+  `Application startup failed` (the server never served, whatever was logged before). Otherwise `ok`
+  when `STARTUP SEQUENCE COMPLETED SUCCESSFULLY` was logged: an exit *after* that line is a crash of a
+  started service, not a failed startup; it is kept (`exit_code`, `exit_after_startup=True`) and shown in
+  the record's line, and the outcome stays `ok`. Otherwise `failed` on a non-zero exit (Cloud Run's
+  `Container called exit(N).`, else the web server's `Worker (pid:N) exited with code N`). Otherwise
+  `incomplete` (still starting at the window's end, killed by the startup probe, or lines missing).
+* **One startup per segment.** An instance's entries, in time order, form one startup; a further
+  `SEQUENCE INITIATED` starts a new one once the current one has its own `SEQUENCE INITIATED` or an
+  outcome (a container restarted in the same instance). An entry without a revision name joins its
+  instance's only revision. A line repeated with the same text within
+  `DUPLICATE_WINDOW_S` on the same instance is one line (the backend logs some lines 2-3 times).
+* **Database phase** (`db_phase_s`, with `db_phase_source`): `COMPLETED: DATABASE (Xs)` however
+  prefixed; else the breakdown line `DATABASE : Xs (p%)`; else the `FAIL: DATABASE : Xs` line of
+  `PARTIAL PHASE TIMINGS`; else the largest `after Xs` of a `PHASE FAILED: DATABASE` line.
+* **Window.** `summarize` counts the records whose `started_at` is in [since, until]. A record without a
+  `started_at` (its `SEQUENCE INITIATED` line is missing: it began before the window, or the line was
+  lost) has no known start: it never enters the rate, and is counted and listed apart
+  (`without_start`) when its entries overlap the window.
+* **Database-phase statistics** take every record started in the window that has a `db_phase_s`,
+  whatever its outcome. The criterion "database phase < 30 s / Cloud SQL connected < 30 s consistently"
+  is about the phase, not about startups that survived it: a failed startup's 107 s in the database
+  phase is exactly the #1278 evidence, and leaving it out would let a fleet of failures pass the gate
+  (survivorship bias). For a phase that failed, the figure is the time it spent before giving up (a
+  lower bound of what it needed); for a startup that failed later, or is still going, its database
+  phase completed and the figure is exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.redact import redact
+from harness.slo import percentile, wilson_lower
+
+Outcome = Literal["ok", "failed", "incomplete"]
+DbPhaseSource = Literal["completed", "breakdown", "partial_timings", "phase_failed_after"]
+
+DUPLICATE_WINDOW_S = 5.0
+"""The same text on the same instance within this many seconds is one line logged several times."""
+
+DEFAULT_LIMIT = 5000
+"""Entries asked of `gcloud logging read`: the filter keeps ~11 lines of a successful startup and ~15 of
+a failed one, so this covers a few hundred startups."""
+
+_MAX_EVIDENCE_CHARS = 200
+
+# --------------------------------------------------------------------------------------------------
+# Phrases, matched case-sensitively on each line of an entry's text, anywhere in the line.
+# --------------------------------------------------------------------------------------------------
+_NUM = r"(\d+(?:\.\d+)?)"
+_INITIATED = re.compile(r"STARTUP SEQUENCE INITIATED")
+_SUCCEEDED = re.compile(r"STARTUP SEQUENCE COMPLETED SUCCESSFULLY")
+_SEQUENCE_FAILED = re.compile(r"STARTUP SEQUENCE FAILED")
+_APP_FAILED = re.compile(r"Application startup failed")
+_PHASE_COMPLETED = re.compile(rf"COMPLETED:\s*([A-Z_]+)\s*\(\s*{_NUM}\s*s\s*\)")
+# A whole line: the success breakdown `   DATABASE    : 0.142s (11.6%)` or a line of PARTIAL PHASE
+# TIMINGS `    FAIL:  DATABASE    : 107.301s`. Anchored, so `Total duration: 0.00s`, `Total Fixes: 5/5`
+# and the mangled `PASS=REDACTED        : 0.154s` never match.
+_TIMING_LINE = re.compile(
+    rf"^\s*(?:(?:PASS|FAIL):\s*)?([A-Z_]+)\s*:\s*{_NUM}\s*s(?:\s*\(\s*{_NUM}\s*%\s*\))?\s*$"
+)
+_PHASE_FAILED = re.compile(r"PHASE FAILED:\s*([A-Z_]+)")
+_AFTER = re.compile(rf"\bafter\s+{_NUM}\s*s\b")
+_FAILED_AT = re.compile(r"Failed at Phase:\s*([A-Za-z_]+)")
+_TRANSITION = re.compile(r"PHASE TRANSITION\s*(?:->|\u2192|\[U\+2192\])\s*([A-Z_]+)")
+_CONTAINER_EXIT = re.compile(r"Container called exit\((-?\d+)\)")
+_WORKER_EXIT = re.compile(r"Worker \(pid:\s*\d+\) exited with code (-?\d+)")
+
+# The same phrases for Cloud Logging (RE2, case-sensitive, unanchored; `[(]` avoids escaping a
+# backslash inside the filter's quoted string). Every line that decides a record matches it (a test
+# checks); of the phase lines only the database's timings and the transitions (where an incomplete
+# startup stopped) are kept.
+LOG_TEXT_REGEX = "|".join(
+    [
+        "STARTUP SEQUENCE (INITIATED|COMPLETED SUCCESSFULLY|FAILED)",
+        "PHASE TRANSITION",
+        "COMPLETED: *DATABASE *[(]",
+        "DATABASE *: *[0-9]",
+        "PHASE FAILED:",
+        "Failed at Phase:",
+        "Application startup failed",
+        "Container called exit[(]",
+        "exited with code",
+    ]
+)
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StartupRecord:
+    """One startup of one container instance, as its log lines tell it."""
+
+    instance: str
+    revision: str | None
+    started_at: datetime | None
+    """UTC time of the `SEQUENCE INITIATED` entry; None when that line is missing."""
+    db_phase_s: float | None
+    outcome: Outcome
+    failed_phase: str | None
+    """Lower-case phase name from `Failed at Phase: X`, else from `PHASE FAILED: X`."""
+    exit_code: int | None
+    """From `Container called exit(N).`, else from the web server's `Worker ... exited with code N`."""
+    service: str | None = None
+    db_phase_source: DbPhaseSource | None = None
+    last_phase: str | None = None
+    """The last phase the sequence entered (lower-case): where an incomplete startup stopped."""
+    exit_after_startup: bool = False
+    """The exit came after `COMPLETED SUCCESSFULLY`: a started service crashed or was stopped; the
+    outcome stays ok."""
+    first_entry_at: datetime | None = None
+    last_entry_at: datetime | None = None
+    entries: int = 0
+    evidence: tuple[str, ...] = ()
+    """The decisive lines, time-stamped, scrubbed of credentials, shortened."""
+
+    def summary_line(self) -> str:
+        """One line for a person: when, which instance, what happened, the database phase."""
+        when = _iso(self.started_at) or f"(no start line; first entry {_iso(self.first_entry_at)})"
+        instance = self.instance if len(self.instance) <= 16 else f"{self.instance[:12]}…"
+        where = f"{instance} {self.revision}" if self.revision else instance
+        parts: list[str] = [self.outcome]
+        if self.outcome == "failed":
+            parts = [f"failed at {self.failed_phase or 'an unknown phase'}"]
+        elif self.outcome == "incomplete":
+            parts = [f"incomplete (last phase {self.last_phase or 'unknown'})"]
+        if self.db_phase_s is not None:
+            parts.append(f"database phase {self.db_phase_s:.3f}s ({self.db_phase_source})")
+        if self.exit_code is not None:
+            parts.append(
+                f"exit {self.exit_code}"
+                + (" after startup (not a startup failure)" if self.exit_after_startup else "")
+            )
+        return f"{when} {where}: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "revision": self.revision,
+            "service": self.service,
+            "started_at": _iso(self.started_at),
+            "outcome": self.outcome,
+            "db_phase_s": self.db_phase_s,
+            "db_phase_source": self.db_phase_source,
+            "failed_phase": self.failed_phase,
+            "last_phase": self.last_phase,
+            "exit_code": self.exit_code,
+            "exit_after_startup": self.exit_after_startup,
+            "first_entry_at": _iso(self.first_entry_at),
+            "last_entry_at": _iso(self.last_entry_at),
+            "entries": self.entries,
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class ParsedEvidence:
+    """The records and what was left out, so nothing disappears silently."""
+
+    records: tuple[StartupRecord, ...]
+    entries_total: int = 0
+    skipped_malformed: int = 0
+    """Not a mapping, or no parsable timestamp."""
+    skipped_without_instance: int = 0
+    skipped_other_service: int = 0
+    duplicates: int = 0
+    """Lines dropped because the same instance logged the same text within `DUPLICATE_WINDOW_S`
+    (the repeated `=====` banners count too)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": [r.to_dict() for r in self.records],
+            "entries_total": self.entries_total,
+            "skipped_malformed": self.skipped_malformed,
+            "skipped_without_instance": self.skipped_without_instance,
+            "skipped_other_service": self.skipped_other_service,
+            "duplicates": self.duplicates,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------
+def parse_timestamp(value: object) -> datetime | None:
+    """RFC3339 (fractions up to nanoseconds, `Z` or an offset) as an aware UTC datetime; None if not."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    offset = "+00:00" if zone in ("Z", "z") else zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+    try:
+        parsed = datetime.fromisoformat(f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro:06d}{offset}")
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _text_of(entry: Mapping[Any, Any]) -> str:
+    payload = entry.get("jsonPayload")
+    text = payload.get("message") if isinstance(payload, Mapping) else entry.get("textPayload")
+    return text if isinstance(text, str) else ""
+
+
+@dataclass
+class _Line:
+    at: datetime
+    text: str
+    instance: str
+    revision: str | None
+    service: str | None
+
+
+def _scrub(text: str, limit: int = _MAX_EVIDENCE_CHARS) -> str:
+    """One line of foreign text made safe to show: credentials masked (the harness's shapes plus
+    Google access/refresh tokens, URL passwords, key=value secrets), whitespace folded, shortened."""
+    out = re.sub(r"\bya29\.[A-Za-z0-9._~+/=-]+", "***REDACTED***", text)
+    out = re.sub(r"\b1//[A-Za-z0-9._~+/=-]{10,}", "***REDACTED***", out)
+    out = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***REDACTED***@", out)
+    out = re.sub(
+        r"(?i)\b(access_token|refresh_token|id_token|token|password|passwd|secret|api_key)(\"?\s*[=:]\s*\"?)[^\s\"',;]+",
+        r"\1\2***REDACTED***",
+        out,
+    )
+    out = " ".join(redact(out).split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+@dataclass
+class _Segment:
+    lines: list[_Line] = field(default_factory=list)
+    started_at: datetime | None = None
+    success_at: datetime | None = None
+    startup_failed: bool = False
+    exits: list[tuple[datetime, int, Literal["container", "worker"]]] = field(default_factory=list)
+    completed_db: float | None = None
+    breakdown_db: float | None = None
+    partial_db: float | None = None
+    failed_after_db: float | None = None
+    failed_at_phase: str | None = None
+    phase_failed: str | None = None
+    last_phase: str | None = None
+    relevant: bool = False
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def has_start_or_outcome(self) -> bool:
+        return (
+            self.started_at is not None
+            or self.success_at is not None
+            or self.startup_failed
+            or bool(self.exits)
+        )
+
+    def note(self, line: _Line, text: str) -> None:
+        self.relevant = True
+        stamp = line.at.strftime("%H:%M:%S.%f")[:-3]
+        self.evidence.append(f"{stamp} {_scrub(text)}")
+
+    def read(self, line: _Line) -> None:
+        self.lines.append(line)
+        for text in line.text.splitlines() or [""]:
+            if _INITIATED.search(text):
+                if self.started_at is None:
+                    self.started_at = line.at
+                self.note(line, text)
+            if _SUCCEEDED.search(text):
+                self.success_at = self.success_at or line.at
+                self.note(line, text)
+            if _SEQUENCE_FAILED.search(text) or _APP_FAILED.search(text):
+                self.startup_failed = True
+                self.note(line, text)
+            if m := _PHASE_COMPLETED.search(text):
+                self.relevant = True
+                if m.group(1) == "DATABASE" and self.completed_db is None:
+                    self.completed_db = float(m.group(2))
+                    self.note(line, text)
+            if (m := _TIMING_LINE.match(text)) and m.group(1) == "DATABASE":
+                if m.group(3) is not None and self.breakdown_db is None:  # `(11.6%)`: the success breakdown
+                    self.breakdown_db = float(m.group(2))
+                elif m.group(3) is None and self.partial_db is None:  # no share: PARTIAL PHASE TIMINGS
+                    self.partial_db = float(m.group(2))
+                self.note(line, text)
+            if m := _PHASE_FAILED.search(text):
+                self.phase_failed = self.phase_failed or m.group(1).lower()
+                if m.group(1) == "DATABASE":
+                    for after in _AFTER.findall(text):
+                        self.failed_after_db = max(self.failed_after_db or 0.0, float(after))
+                self.note(line, text)
+            if m := _FAILED_AT.search(text):
+                self.failed_at_phase = self.failed_at_phase or m.group(1).lower()
+                self.note(line, text)
+            if m := _TRANSITION.search(text):
+                self.relevant = True
+                self.last_phase = m.group(1).lower()
+            if m := _CONTAINER_EXIT.search(text):
+                self.exits.append((line.at, int(m.group(1)), "container"))
+                self.note(line, text)
+            if m := _WORKER_EXIT.search(text):
+                self.exits.append((line.at, int(m.group(1)), "worker"))
+                self.note(line, text)
+
+    def record(self) -> StartupRecord:
+        first = self.lines[0]
+        container = [e for e in self.exits if e[2] == "container"]
+        chosen = (container or self.exits)[0] if self.exits else None
+        exit_code = chosen[1] if chosen else None
+        nonzero_exit = any(code != 0 for _, code, _ in self.exits)
+        outcome: Outcome
+        if self.startup_failed:
+            outcome = "failed"
+        elif self.success_at is not None:
+            outcome = "ok"
+        elif nonzero_exit:
+            outcome = "failed"
+        else:
+            outcome = "incomplete"
+        exit_after = self.success_at is not None and chosen is not None and chosen[0] >= self.success_at
+        candidates: list[tuple[float | None, DbPhaseSource]] = [
+            (self.completed_db, "completed"),
+            (self.breakdown_db, "breakdown"),
+            (self.partial_db, "partial_timings"),
+            (self.failed_after_db, "phase_failed_after"),
+        ]
+        db, source = next(((v, s) for v, s in candidates if v is not None), (None, None))
+        return StartupRecord(
+            instance=first.instance,
+            revision=next((ln.revision for ln in self.lines if ln.revision), None),
+            service=next((ln.service for ln in self.lines if ln.service), None),
+            started_at=self.started_at,
+            db_phase_s=db,
+            db_phase_source=source,
+            outcome=outcome,
+            failed_phase=self.failed_at_phase or self.phase_failed,
+            last_phase=self.last_phase,
+            exit_code=exit_code,
+            exit_after_startup=exit_after,
+            first_entry_at=first.at,
+            last_entry_at=self.lines[-1].at,
+            entries=len(self.lines),
+            evidence=tuple(self.evidence),
+        )
+
+
+def parse(entries: Iterable[object], *, service: str | None = None) -> ParsedEvidence:
+    """Every startup in `entries` (any order), with counts of what was skipped. Never raises on data.
+
+    `service`: when given, entries of another Cloud Run service (`resource.labels.service_name`) are
+    skipped and counted; entries without a service name are kept."""
+    lines: list[_Line] = []
+    total = malformed = without_instance = other_service = 0
+    for entry in entries:
+        total += 1
+        try:
+            if not isinstance(entry, Mapping):
+                malformed += 1
+                continue
+            at = parse_timestamp(entry.get("timestamp")) or parse_timestamp(entry.get("receiveTimestamp"))
+            if at is None:
+                malformed += 1
+                continue
+            labels = entry.get("labels")
+            instance = _str(labels.get("instanceId")) if isinstance(labels, Mapping) else None
+            if instance is None:
+                without_instance += 1
+                continue
+            resource = entry.get("resource")
+            rlabels = resource.get("labels") if isinstance(resource, Mapping) else None
+            rlabels = rlabels if isinstance(rlabels, Mapping) else {}
+            entry_service = _str(rlabels.get("service_name"))
+            if service is not None and entry_service is not None and entry_service != service:
+                other_service += 1
+                continue
+            lines.append(
+                _Line(
+                    at=at,
+                    text=_text_of(entry),
+                    instance=instance,
+                    revision=_str(rlabels.get("revision_name")),
+                    service=entry_service,
+                )
+            )
+        except Exception:  # a hostile mapping (a property that raises): skip it, as promised
+            malformed += 1
+
+    lines.sort(key=lambda ln: ln.at)  # gcloud prints newest first; files may hold any order
+
+    groups: dict[tuple[str, str | None], list[_Line]] = {}
+    for ln in lines:
+        groups.setdefault((ln.instance, ln.revision), []).append(ln)
+    # A line without a revision (rare) joins its instance's group when the instance has exactly one.
+    for instance, revision in [k for k in groups if k[1] is None]:
+        named = [k for k in groups if k[0] == instance and k[1] is not None]
+        if len(named) == 1:
+            groups[named[0]] = sorted(
+                groups[named[0]] + groups.pop((instance, revision)), key=lambda ln: ln.at
+            )
+
+    records: list[StartupRecord] = []
+    duplicates = 0
+    for group in groups.values():
+        kept, dropped = _deduplicate(group)
+        duplicates += dropped
+        segment = _Segment()
+        for ln in kept:
+            if _INITIATED.search(ln.text) and segment.has_start_or_outcome:
+                records.append(segment.record())
+                segment = _Segment()
+            segment.read(ln)
+        if segment.lines and segment.relevant:
+            records.append(segment.record())
+
+    far_future = datetime.max.replace(tzinfo=UTC)
+    records.sort(key=lambda r: (r.started_at or r.first_entry_at or far_future, r.instance))
+    return ParsedEvidence(
+        records=tuple(records),
+        entries_total=total,
+        skipped_malformed=malformed,
+        skipped_without_instance=without_instance,
+        skipped_other_service=other_service,
+        duplicates=duplicates,
+    )
+
+
+def _deduplicate(group: list[_Line]) -> tuple[list[_Line], int]:
+    """Drop a line whose text the same instance logged within `DUPLICATE_WINDOW_S` before. This also
+    drops an entry present twice (e.g. two merged exports): same text, same time."""
+    kept: list[_Line] = []
+    last_seen: dict[str, datetime] = {}
+    dropped = 0
+    for ln in group:
+        key = ln.text.strip()
+        previous = last_seen.get(key)
+        if key and previous is not None and (ln.at - previous).total_seconds() <= DUPLICATE_WINDOW_S:
+            dropped += 1
+            continue
+        last_seen[key] = ln.at
+        kept.append(ln)
+    return kept, dropped
+
+
+def parse_entries(entries: Iterable[object], *, service: str | None = None) -> list[StartupRecord]:
+    """The startups in `entries` (LogEntry dicts in any order); see `parse` for the skipped counts."""
+    return list(parse(entries, service=service).records)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary of a window
+# --------------------------------------------------------------------------------------------------
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StartupSummary:
+    """The startups of [since, until]: what the #1278 criteria are judged on."""
+
+    since: datetime
+    until: datetime
+    records: tuple[StartupRecord, ...]
+    """Records started in the window, in start order."""
+    without_start: tuple[StartupRecord, ...]
+    """Records with no `SEQUENCE INITIATED` line whose entries overlap the window: never in the rate."""
+    ok: int
+    failed: int
+    incomplete: int
+    success_rate: float | None
+    """ok / (ok + failed); None without any finished startup."""
+    wilson_lower_95: float | None
+    db_phase_samples: int
+    db_phase_p95_s: float | None
+    db_phase_max_s: float | None
+    failed_phases: dict[str, int]
+    """Failed startups by the phase they failed in (`unknown` when no line named it)."""
+    lines: tuple[str, ...]
+
+    @property
+    def started(self) -> int:
+        return self.ok + self.failed + self.incomplete
+
+    def text(self) -> str:
+        """The summary in one line."""
+        window = f"{_iso(self.since)}..{_iso(self.until)}"
+        phases = ", ".join(f"{k} {v}" for k, v in sorted(self.failed_phases.items()))
+        parts = [
+            f"{self.ok} ok",
+            f"{self.failed} failed" + (f" ({phases})" if phases else ""),
+            f"{self.incomplete} incomplete",
+        ]
+        if self.without_start:
+            parts.append(f"{len(self.without_start)} without a start line (not counted)")
+        rate = (
+            "no finished startup"
+            if self.success_rate is None or self.wilson_lower_95 is None
+            else f"success rate {self.success_rate:.1%} (Wilson 95% lower {self.wilson_lower_95:.1%})"
+        )
+        db = (
+            "no database-phase timing"
+            if self.db_phase_p95_s is None or self.db_phase_max_s is None
+            else f"database phase p95 {self.db_phase_p95_s:.3f}s, max {self.db_phase_max_s:.3f}s over {self.db_phase_samples}"
+        )
+        return f"startups {window}: {', '.join(parts)}; {rate}; {db}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "started": self.started,
+            "ok": self.ok,
+            "failed": self.failed,
+            "incomplete": self.incomplete,
+            "without_start": len(self.without_start),
+            "success_rate": self.success_rate,
+            "wilson_lower_95": self.wilson_lower_95,
+            "db_phase_samples": self.db_phase_samples,
+            "db_phase_p95_s": self.db_phase_p95_s,
+            "db_phase_max_s": self.db_phase_max_s,
+            "failed_phases": dict(self.failed_phases),
+            "text": self.text(),
+            "lines": list(self.lines),
+            "records": [r.to_dict() for r in self.records],
+            "records_without_start": [r.to_dict() for r in self.without_start],
+        }
+
+
+def summarize(records: Iterable[StartupRecord], *, since: datetime, until: datetime) -> StartupSummary:
+    """The startups that began in [since, until] (naive datetimes are taken as UTC)."""
+    since, until = _utc(since), _utc(until)
+    in_window: list[StartupRecord] = []
+    without_start: list[StartupRecord] = []
+    for record in records:
+        if record.started_at is not None:
+            if since <= record.started_at <= until:
+                in_window.append(record)
+        elif (record.first_entry_at is None or record.first_entry_at <= until) and (
+            record.last_entry_at is None or record.last_entry_at >= since
+        ):
+            without_start.append(record)
+    counts = Counter(r.outcome for r in in_window)
+    ok, failed = counts["ok"], counts["failed"]
+    finished = ok + failed
+    db_values = [r.db_phase_s for r in in_window if r.db_phase_s is not None]
+    p95 = percentile(db_values, 95)
+    return StartupSummary(
+        since=since,
+        until=until,
+        records=tuple(in_window),
+        without_start=tuple(without_start),
+        ok=ok,
+        failed=failed,
+        incomplete=counts["incomplete"],
+        success_rate=ok / finished if finished else None,
+        wilson_lower_95=wilson_lower(ok, finished) if finished else None,
+        db_phase_samples=len(db_values),
+        db_phase_p95_s=None if math.isnan(p95) else p95,
+        db_phase_max_s=max(db_values) if db_values else None,
+        failed_phases=dict(Counter(r.failed_phase or "unknown" for r in in_window if r.outcome == "failed")),
+        lines=tuple(r.summary_line() for r in [*in_window, *without_start]),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources: E2E_STARTUP_EVIDENCE = gcloud | file:PATH | none
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EntriesResult:
+    """Entries from a source, or the one-line reason they could not be read (`unmeasured`)."""
+
+    source: str
+    entries: tuple[object, ...] = ()
+    unmeasured: str | None = None
+    note: str | None = None
+    """A caveat on measured entries (e.g. gcloud stopped at its limit)."""
+    command: tuple[str, ...] = ()
+    """The gcloud command line run (it never holds a credential)."""
+
+    @property
+    def measured(self) -> bool:
+        return self.unmeasured is None
+
+
+def _rfc3339(value: datetime) -> str:
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def gcloud_filter(*, since: datetime, until: datetime, service: str, region: str | None) -> str:
+    """The Cloud Logging filter: the service's revisions, the window, and only the lines the parser reads.
+
+    The text restriction is one RE2 regex (`=~`, case-sensitive, unanchored) on the two places text lives
+    (`jsonPayload.message` for the app's JSON lines, `textPayload` for Cloud Run's and the web server's
+    plain lines). The `:` operator would not do: it is case-insensitive, so `:"DATABASE"` (needed for the
+    breakdown and partial-timing lines) would pull every line mentioning a database; severity would not
+    either (the decisive lines are INFO and a success logs dozens of ERRORs)."""
+    text = _quote(LOG_TEXT_REGEX)
+    clauses = [
+        'resource.type="cloud_run_revision"',
+        f"resource.labels.service_name={_quote(service)}",
+    ]
+    if region:
+        clauses.append(f"resource.labels.location={_quote(region)}")
+    clauses += [
+        f'timestamp>="{_rfc3339(since)}"',
+        f'timestamp<="{_rfc3339(until)}"',
+        f"(jsonPayload.message=~{text} OR textPayload=~{text})",
+    ]
+    return " AND ".join(clauses)
+
+
+_AUTH_FAILURE = re.compile(
+    r"(?i)active account|auth login|auth tokens?|reauthenticat|re-authenticat|credential|unauthenticated|"
+    r"permission[ _]denied|does not have permission|forbidden|invalid_grant|access token|\b40[13]\b"
+)
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9:.-]{4,62}[a-z0-9]$")
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+
+
+def _from_file(spec: str, path_text: str) -> EntriesResult:
+    path = Path(path_text).expanduser()
+    hint = "expected a JSON array (gcloud logging read --format=json) or JSON lines"
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return EntriesResult(spec, unmeasured=f"startup evidence file {path} does not exist ({hint})")
+    except (OSError, UnicodeDecodeError) as exc:
+        return EntriesResult(
+            spec, unmeasured=f"startup evidence file {path} is unreadable: {_scrub(str(exc))}"
+        )
+    stripped = raw.strip()
+    if not stripped:
+        return EntriesResult(spec, unmeasured=f"startup evidence file {path} is empty ({hint})")
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            return EntriesResult(
+                spec,
+                unmeasured=f"startup evidence file {path} is not valid JSON ({exc.msg} at line {exc.lineno}; {hint})",
+            )
+        return EntriesResult(spec, entries=tuple(data))
+    entries: list[object] = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            return EntriesResult(
+                spec, unmeasured=f"startup evidence file {path} line {number} is not JSON ({exc.msg}; {hint})"
+            )
+    return EntriesResult(spec, entries=tuple(entries))
+
+
+def _from_gcloud(
+    *,
+    since: datetime,
+    until: datetime,
+    project: str,
+    service: str,
+    region: str | None,
+    timeout_s: float,
+    gcloud: str,
+    limit: int,
+) -> EntriesResult:
+    source = "gcloud"
+    if not _PROJECT_ID.match(project or ""):
+        return EntriesResult(
+            source,
+            unmeasured=f"no valid Google Cloud project for gcloud ({_scrub(repr(project))}): set the staging project id (e.g. netra-staging)",
+        )
+    if not service:
+        return EntriesResult(
+            source,
+            unmeasured="no Cloud Run service name for gcloud: set the backend's service (e.g. netra-backend-staging)",
+        )
+    executable = shutil.which(gcloud)
+    if executable is None:
+        where = f"{gcloud} is not an executable file" if os.sep in gcloud else f"{gcloud!r} is not on PATH"
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud is not installed ({where}): install the Google Cloud CLI "
+            "(https://cloud.google.com/sdk/docs/install), or export the logs with `gcloud logging read "
+            "--format=json` elsewhere and set E2E_STARTUP_EVIDENCE=file:PATH",
+        )
+    command = (
+        executable,
+        "logging",
+        "read",
+        gcloud_filter(since=since, until=until, service=service, region=region),
+        f"--project={project}",
+        "--format=json",
+        f"--limit={limit}",
+    )
+    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}  # a prompt would wait for ever
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # its own process group: a timeout kills gcloud and its children
+        )
+    except OSError as exc:
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud could not be started ({_scrub(str(exc))}): check {executable}",
+            command=command,
+        )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        # A grandchild in a session of its own could still hold the pipes: do not wait for it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=1.0)
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud logging read did not answer within {timeout_s:g}s and was killed: "
+            f"check network access to logging.googleapis.com, or shorten the window",
+            command=command,
+        )
+    err = stderr.decode("utf-8", "replace")
+    first = _scrub(_first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
+    if process.returncode != 0:
+        if _AUTH_FAILURE.search(err):
+            return EntriesResult(
+                source,
+                unmeasured=f"gcloud is not authenticated for {project}: run `gcloud auth login` (in CI: "
+                f"workload identity federation) with an identity holding roles/logging.viewer on {project} "
+                f"(gcloud said: {first})",
+                command=command,
+            )
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud logging read failed (exit {process.returncode}): {first}",
+            command=command,
+        )
+    out = stdout.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(out) if out else []
+    except json.JSONDecodeError:
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud logging read printed something that is not JSON: {_scrub(out, 80)!r}",
+            command=command,
+        )
+    if not isinstance(data, list):
+        return EntriesResult(
+            source,
+            unmeasured=f"gcloud logging read printed JSON that is not a list of entries ({type(data).__name__})",
+            command=command,
+        )
+    note = None
+    if len(data) >= limit:
+        note = (
+            f"gcloud stopped at its limit of {limit} entries (newest first): the oldest startups of the "
+            "window are missing or lack their start line; shorten the window or raise the limit"
+        )
+    return EntriesResult(source, entries=tuple(data), note=note, command=command)
+
+
+def load_entries(
+    spec: str,
+    *,
+    since: datetime,
+    until: datetime,
+    project: str,
+    service: str,
+    region: str | None,
+    timeout_s: float,
+    gcloud: str = "gcloud",
+    limit: int = DEFAULT_LIMIT,
+) -> EntriesResult:
+    """The backend's log entries from `spec` (`gcloud`, `file:PATH` or `none`), or why not (one line).
+
+    Never raises for an environment problem and never hangs past `timeout_s` (+1 s to reap a killed
+    gcloud). The gcloud command carries no credential: gcloud uses its own configured account."""
+    text = (spec or "").strip()
+    if text.lower() in ("", "none"):
+        return EntriesResult(
+            "none",
+            unmeasured=f"startup evidence disabled (E2E_STARTUP_EVIDENCE={text or 'none'}): set it to gcloud "
+            f"(with credentials that can read Cloud Logging in {project}) or file:PATH",
+        )
+    if text.lower().startswith("file:"):
+        path = text[len("file:") :].strip()
+        if not path:
+            return EntriesResult(text, unmeasured="E2E_STARTUP_EVIDENCE=file: names no file: use file:PATH")
+        return _from_file(text, path)
+    if text.lower() == "gcloud":
+        return _from_gcloud(
+            since=since,
+            until=until,
+            project=project,
+            service=service,
+            region=region,
+            timeout_s=timeout_s,
+            gcloud=gcloud,
+            limit=limit,
+        )
+    return EntriesResult(
+        text,
+        unmeasured=f"unknown E2E_STARTUP_EVIDENCE={_scrub(text, 60)!r}: use gcloud, file:PATH or none",
+    )
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DUPLICATE_WINDOW_S",
+    "LOG_TEXT_REGEX",
+    "EntriesResult",
+    "ParsedEvidence",
+    "StartupRecord",
+    "StartupSummary",
+    "gcloud_filter",
+    "load_entries",
+    "parse",
+    "parse_entries",
+    "parse_timestamp",
+    "summarize",
+]
