@@ -1,30 +1,35 @@
-"""Launch-wide files in the Allure results directory: categories, environment, executor, flaky marks."""
+"""Allure: the launch-wide files (categories, environment, executor, flaky marks) and the per-test
+attachments and steps the plugin adds. Allure is optional at run time (no --alluredir): then every
+call here does nothing, and the evidence still reaches the verdict."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import known_issues
+from harness.redact import redact, redact_data
 from harness.taxonomy import DESCRIPTIONS, Category
 
 FLAKY_TAG = "flaky"
-KNOWN_ISSUE_MARK = "known issue"  # E2EFailure messages carry "(known issue issue-1278)"
 
 
 def categories() -> list[dict[str, Any]]:
-    """Allure categories matching the taxonomy; the known issue first, since the first match wins.
+    """Allure categories: each catalogued known issue first (the first match wins), then the taxonomy.
 
     Regexes avoid inline flags: Allure 2 (Java) and Allure 3 (JavaScript) both read them.
     """
     rows: list[dict[str, Any]] = [
         {
-            "name": "Known issue #1278 (gateway 503 page / startup failed in its database phase)",
+            "name": issue.allure_category,
             "matchedStatuses": ["broken", "failed"],
-            "messageRegex": rf"[\s\S]*\({KNOWN_ISSUE_MARK} issue-1278\)[\s\S]*",
+            "messageRegex": rf"[\s\S]*{re.escape(issue.mark)}[\s\S]*",
         }
+        for issue in known_issues.load()
     ]
     for category in Category:
         rows.append(
@@ -85,3 +90,40 @@ def executor_info() -> dict[str, Any]:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
+
+
+# -- per test ----------------------------------------------------------------------------------------
+
+
+def attach_json(name: str, data: Any) -> None:
+    """Redacted JSON attached to the running test (or fixture)."""
+    try:
+        import allure
+
+        body = json.dumps(redact_data(data), indent=2, default=str)
+        allure.attach(redact(body), name=name, attachment_type=allure.attachment_type.JSON)
+    except Exception:  # no Allure in this run: the verdict keeps the evidence
+        return
+
+
+def attach_attempts(attempt_log: Sequence[tuple[str, list[str]]]) -> None:
+    """Each attempt of a retried operation as its own step, so a retried pass shows in the report."""
+    try:
+        import allure
+
+        for describe, outcomes in attempt_log:
+            with allure.step(f"{describe}: {len(outcomes)} attempts"):
+                for number, outcome in enumerate(outcomes, 1):
+                    with allure.step(redact(f"attempt {number}: {outcome}")):
+                        pass
+    except Exception:
+        return
+
+
+def tag_flaky() -> None:
+    try:
+        import allure
+
+        allure.dynamic.tag(FLAKY_TAG)
+    except Exception:
+        return

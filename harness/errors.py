@@ -1,8 +1,8 @@
 """The exception hierarchy every check raises, each carrying exactly one category.
 
-`InfraFailure` is not an AssertionError, so pytest and Allure report it as *broken*;
-`ProductFailure` is one, so it is reported as *failed*. Messages start with `[category]`
-so that Allure's categories.json can route them by regex.
+`InfraFailure` (and `SuiteError`) are not AssertionErrors, so pytest and Allure report them as
+*broken*; `ProductFailure` and `NotReproduced` are, so they are reported as *failed*. Messages start
+with `[category]` so that Allure's categories.json can route them by regex.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ class E2EFailure(Exception):
     """A classified failure with its evidence (already redacted).
 
     The message is redacted here, at the source: tests build it from response bodies, and pytest
-    prints it unfiltered to the terminal, JUnit and Allure.
+    prints it unfiltered to the terminal, JUnit and Allure. `kind` names the finding (the decision
+    table's row, e.g. `gateway_page`, `dns`); `service` is where it happened (backend | auth).
     """
 
     def __init__(
@@ -26,11 +27,16 @@ class E2EFailure(Exception):
         message: str,
         evidence: dict[str, Any] | None = None,
         known_issue: str | None = None,
+        *,
+        kind: str = "",
+        service: str | None = None,
     ) -> None:
         self.category = Category(category)
         self.detail = message = redact(message)
         self.evidence = evidence or {}
         self.known_issue = known_issue
+        self.kind = kind
+        self.service = service
         suffix = f" (known issue {known_issue})" if known_issue else ""  # Allure routes it by this text
         super().__init__(f"[{self.category}] {message}{suffix}")
 
@@ -40,10 +46,13 @@ class E2EFailure(Exception):
         message: str,
         evidence: dict[str, Any] | None = None,
         known_issue: str | None = None,
+        *,
+        kind: str = "",
+        service: str | None = None,
     ) -> E2EFailure:
         """The right subclass for a category (infra -> broken, product -> failed)."""
-        cls = InfraFailure if Category(category).is_infra else ProductFailure
-        return cls(category, message, evidence, known_issue)
+        cls = _BY_FAMILY.get(Category(category).family, E2EFailure)
+        return cls(category, message, evidence, known_issue, kind=kind, service=service)
 
 
 class InfraFailure(E2EFailure):
@@ -59,6 +68,26 @@ class ProductFailure(E2EFailure, AssertionError):
     """The product answered wrongly: Allure *failed*."""
 
     def __init__(self, category: Category, *args: Any, **kwargs: Any) -> None:
-        if Category(category).is_infra:
+        if not Category(category).is_product:
             raise ValueError(f"{category} is not a product category")
         super().__init__(category, *args, **kwargs)
+
+
+class NotReproduced(E2EFailure, AssertionError):
+    """A reproduction test did not see its issue: failed, but nobody's defect."""
+
+    def __init__(self, message: str, evidence: dict[str, Any] | None = None) -> None:
+        super().__init__(Category.REPRO_NOT_REPRODUCED, message, evidence, kind="not_reproduced")
+
+
+class SuiteError(E2EFailure):
+    """The suite itself failed (an exception it did not anticipate): Allure *broken*."""
+
+    def __init__(self, message: str, evidence: dict[str, Any] | None = None) -> None:
+        super().__init__(Category.SUITE_ERROR, message, evidence, kind="suite_error")
+
+
+_BY_FAMILY: dict[str, type[E2EFailure]] = {
+    "infra": InfraFailure,
+    "product": ProductFailure,
+}

@@ -4,7 +4,10 @@ Why not `client.get(...).json()`: staging answers with gateway HTML, empty 503s,
 dropped connections. Here the whole exchange (connect, headers and body) runs under one hard
 deadline (httpx timeouts are per chunk), at most `body_limit` bytes are read, JSON is parsed
 only when the content type says JSON and the body is complete, and transport errors become
-evidence with `status=None`. Everything stored is redacted.
+evidence with `status=None` and their kind (DNS, TLS, refused...). Everything stored is redacted.
+
+One `HttpProbe` serves a whole run (see `harness.loop`): its concurrency bound and its pacer are
+what `E2E_MAX_CONCURRENCY` and `E2E_MAX_RPS` mean.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import certifi
 import httpx
 
-from harness.evidence import SNIPPET_BYTES, HttpEvidence, is_json_type
+from harness.evidence import SNIPPET_BYTES, HttpEvidence, is_json_type, transport_kind
 from harness.redact import redact, redact_headers
 from harness.settings import DEFAULT_BODY_LIMIT_BYTES, Settings
 
@@ -36,7 +39,7 @@ def _shared_tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class _Pacer:
+class Pacer:
     """Spaces request starts at least 1/max_rps apart (a gentle client on a shared staging)."""
 
     def __init__(self, max_rps: float | None) -> None:
@@ -70,7 +73,7 @@ class HttpProbe:
     ) -> None:
         self.deadline_s = deadline_s
         self.body_limit = body_limit
-        self._pacer = _Pacer(max_rps)
+        self.pacer = Pacer(max_rps)
         self._concurrency = asyncio.Semaphore(max_connections)
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -114,7 +117,7 @@ class HttpProbe:
         deadline = self.deadline_s if deadline_s is None else deadline_s
         limit = self.body_limit if body_limit is None else body_limit
         ev = HttpEvidence(method=method.upper(), url=redact(url), attempt=attempt)
-        await self._pacer.wait()
+        await self.pacer.wait()
         async with self._concurrency:
             started = time.monotonic()
             await self._exchange(ev, url, headers, json, deadline, limit)
@@ -154,14 +157,15 @@ class HttpProbe:
                 _note_error(ev, "DeadlineExceeded", f"no complete response within {deadline_s:g}s")
             else:  # a socket-level timeout from below: still a timeout, still evidence
                 _note_error(ev, type(exc).__name__, str(exc) or "timed out")
-            ev.timed_out = True
+            ev.timed_out, ev.transport = True, "timeout"
             complete = False
         except httpx.TimeoutException as exc:
             _note_error(ev, type(exc).__name__, str(exc) or "timed out")
-            ev.timed_out = True
+            ev.timed_out, ev.transport = True, "timeout"
             complete = False
         except Exception as exc:  # transport, TLS, DNS, protocol, decoding: all are evidence
             _note_error(ev, type(exc).__name__, str(exc) or repr(exc))
+            ev.transport = transport_kind(exc)
             complete = False
         finally:
             if response is not None:
@@ -210,18 +214,3 @@ def _fill_body(ev: HttpEvidence, body: bytes, *, complete: bool) -> None:
         ev.json = jsonlib.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         ev.json_error = redact(f"{type(exc).__name__}: {exc}")[:300]
-
-
-def probe(method: str, url: str, *, settings: Settings | None = None, **kwargs: Any) -> HttpEvidence:
-    """One request from synchronous code (simple tests): a fresh client in `asyncio.run`."""
-    client_options = {k: kwargs.pop(k) for k in ("transport", "verify") if k in kwargs}
-
-    async def one() -> HttpEvidence:
-        if settings is not None:
-            client = HttpProbe.from_settings(settings, **client_options)
-        else:
-            client = HttpProbe(**client_options)
-        async with client:
-            return await client.request(method, url, **kwargs)
-
-    return asyncio.run(one())

@@ -1,7 +1,8 @@
 """`python -m harness.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
 
 Known-issue failures are listed apart from new ones: a night that only shows #1278 again needs
-no one's attention beyond the infrastructure ticket; a new category does.
+no one's attention beyond the infrastructure ticket; a new category does. A verify-fix run shows
+its gates table.
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.summary import HEADLINES, first_line
+from harness.summary import first_line
 
 
 def render(verdict: dict[str, Any]) -> str:
     counts = verdict["counts"]
     lines = [
-        f"## Staging validation: {verdict['outcome'].upper()}",
+        f"## Staging validation: {verdict['outcome'].upper()} (exit {verdict.get('exit_status', '?')})",
         "",
-        f"**{HEADLINES[verdict['diagnosis']]}**",
+        f"**{verdict.get('headline') or verdict['diagnosis']}**",
         "",
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['broken']} broken, "
         f"{counts['skipped']} skipped, {counts['flaky']} flaky in {verdict['duration_s']:.1f}s "
         f"against `{verdict['targets'].get('backend', '')}` ({verdict['environment']})",
     ]
+    coverage = verdict.get("coverage") or []
+    if coverage:
+        lines += ["", "| capability | state | note |", "|---|---|---|"]
+        lines += [
+            f"| {c['title']} | {c['state'].replace('_', ' ')} | {c.get('reason') or ''} |" for c in coverage
+        ]
     failures = [t for t in verdict["tests"] if t["status"] in ("failed", "broken")]
     for title, group in (
         ("New failures", [t for t in failures if not t.get("known_issue")]),
@@ -41,8 +48,19 @@ def render(verdict: dict[str, Any]) -> str:
         lines += ["", *(f"- `{t['nodeid']}`: {first_line(t.get('message'))}" for t in group)]
     slo = verdict.get("slo")
     if slo:
-        lines += ["", f"### Issue #1278: {'FIXED' if slo.get('fixed') else 'NOT FIXED'}"]
-        lines += [f"- {reason}" for reason in slo.get("reasons", [])]
+        lines += [
+            "",
+            f"### Issue #1278: {slo.get('verdict')}",
+            "",
+            "| gate | status | measured | threshold | detail |",
+        ]
+        lines.append("|---|---|---|---|---|")
+        for gate in slo.get("gates", []):
+            measured = "-" if gate.get("measured") is None else gate["measured"]
+            lines.append(
+                f"| {gate['name']} | {gate['status'].upper()} | {measured} | {gate.get('threshold') or ''} "
+                f"| {first_line(gate.get('detail'))} |"
+            )
     return "\n".join(lines) + "\n"
 
 

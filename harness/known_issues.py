@@ -1,8 +1,10 @@
-"""Known-issue signatures, kept as data in fixtures/known_issues.json.
+"""Known issues, kept as data in fixtures/known_issues.json.
 
-A match only *labels* a classified failure (verdict `known_issue`, Allure link); it never changes
-its category or turns it into a skip. Rules are explicit fields of the evidence (target, path,
-category, status, body shape, body patterns), never keyword matching on exception text.
+A match *labels* a classified failure (verdict `known_issue`, Allure category, link); it never
+changes its category or turns it into a skip. Signatures are rules on explicit facts of an
+observation (target, path, status, body, the finding's kind and category), never keyword matching
+on exception text. The catalogue also says how a run whose failures it explains is headlined, so
+any catalogued issue can be a run's diagnosis.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.evidence import HttpEvidence
 from harness.taxonomy import Category
+
+if TYPE_CHECKING:
+    from harness.classify import Observation
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "known_issues.json"
 
-Target = Literal["backend", "auth", "ws"]
+Target = Literal["backend", "auth"]
+Blame = Literal["infrastructure", "product"]
 
 
 class Signature(BaseModel):
@@ -31,7 +35,9 @@ class Signature(BaseModel):
 
     name: str
     target: Target | None = None
+    channel: Literal["http", "ws", "logs"] | None = None
     path_regex: str | None = None
+    kinds: tuple[str, ...] = ()
     categories: tuple[Category, ...] = ()
     statuses: tuple[int, ...] = ()
     body_json: bool | None = None
@@ -47,34 +53,43 @@ class Signature(BaseModel):
                 raise ValueError(f"bad regex {pattern!r}: {exc}") from None
         return value
 
-    def matches(self, target: str, ev: HttpEvidence, category: Category | None) -> bool:
-        if self.target is not None and target != self.target:
-            return False
-        if self.categories and category not in self.categories:
-            return False
-        if self.statuses and ev.status not in self.statuses:
-            return False
-        if self.path_regex is not None and not re.search(self.path_regex, _path(ev.url)):
-            return False
-        if self.body_json is not None and (ev.json is not None) != self.body_json:
-            return False
-        return all(re.search(pattern, ev.body_snippet) for pattern in self.body_regex)
+    def matches(self, obs: Observation, category: Category | None, kind: str) -> bool:
+        checks = (
+            self.target is None or obs.target == self.target,
+            self.channel is None or obs.channel == self.channel,
+            not self.kinds or kind in self.kinds,
+            not self.categories or category in self.categories,
+            not self.statuses or obs.status in self.statuses,
+            self.path_regex is None or re.search(self.path_regex, obs.path) is not None,
+            self.body_json is None or (_body_is_json(obs) == self.body_json),
+        )
+        return all(checks) and all(re.search(p, obs.body_snippet) for p in self.body_regex)
+
+
+def _body_is_json(obs: Observation) -> bool:
+    return obs.http is not None and obs.http.json is not None
 
 
 class KnownIssue(BaseModel):
-    """A tracked issue (id, title, link) and the signatures that recognise it."""
+    """A tracked issue (id, title, link), how a run it explains is headlined, and its signatures."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     title: str
     link: str
+    blame: Blame
+    headline: str  # the diagnosis line when this issue explains the run's failures
     signatures: tuple[Signature, ...] = Field(min_length=1)
 
-    def matching_signature(
-        self, target: str, ev: HttpEvidence, category: Category | None
-    ) -> Signature | None:
-        return next((s for s in self.signatures if s.matches(target, ev, category)), None)
+    @property
+    def allure_category(self) -> str:
+        return f"Known issue {self.id}: {self.title}"
+
+    @property
+    def mark(self) -> str:
+        """The text E2EFailure messages carry, by which Allure's categories route them."""
+        return f"(known issue {self.id})"
 
 
 class _Catalogue(BaseModel):
@@ -85,27 +100,19 @@ class _Catalogue(BaseModel):
 
 @functools.cache
 def load(path: Path = DEFAULT_PATH) -> tuple[KnownIssue, ...]:
-    """The catalogue (validated, regexes compiled once; cached per path)."""
+    """The catalogue (validated, regexes checked once; cached per path)."""
     return _Catalogue.model_validate(json.loads(path.read_text(encoding="utf-8"))).issues
 
 
 def match(
-    target: str, ev: HttpEvidence, category: Category | None, *, issues: tuple[KnownIssue, ...] | None = None
+    obs: Observation, category: Category | None, kind: str, *, issues: tuple[KnownIssue, ...] | None = None
 ) -> KnownIssue | None:
-    """The first known issue whose signature fits this classified exchange, if any."""
+    """The first known issue one of whose signatures fits this classified observation, if any."""
     for issue in load() if issues is None else issues:
-        if issue.matching_signature(target, ev, category) is not None:
+        if any(s.matches(obs, category, kind) for s in issue.signatures):
             return issue
     return None
 
 
-def by_id(issue_id: str) -> KnownIssue | None:
-    """Look an issue up by id (e.g. to render its link next to a verdict)."""
+def get(issue_id: str | None) -> KnownIssue | None:
     return next((issue for issue in load() if issue.id == issue_id), None)
-
-
-def _path(url: str) -> str:
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:
-        return url

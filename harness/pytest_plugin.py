@@ -1,39 +1,51 @@
-"""The harness's pytest plugin: targets, per-test classification, Allure files, verdict, summary.
+"""The harness's pytest plugin: settings, per-test records and classification, Allure files, the
+verdict and the terminal summary.
 
-It acts only on runs of the staging suite (an argument inside tests/e2e_staging); the project's
-own tests run untouched. Under xdist the controller owns the replica, the verdict and the summary;
-workers classify their tests and send the result along in `report.user_properties`.
+It acts only on runs of the staging suite (an argument inside tests/e2e_staging); the project's own
+tests run untouched. Targets come from the settings, or from a plugin implementing
+`pytest_e2e_provide_targets` (the replica's, for E2E_ENV=local). Under xdist the controller owns
+the verdict and the summary and hands its settings to workers through `workerinput`; workers
+classify their tests and send each result along in `report.user_properties`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import dataclasses
 import os
-import secrets
-import shutil
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import allure_files, record, redact, retry
-from harness.breaker import PATH_ENV as BREAKER_PATH_ENV
+from harness import allure_files, hooks, record, redact
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
+from harness.loop import LoopThread
 from harness.settings import Settings, SettingsError
-from harness.summary import render_summary
+from harness.staging import Staging
+from harness.summary import headline, render_summary
 from harness.taxonomy import Category
 from harness.verdict import TestResult, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
 PROPERTY = "e2e"
-SETTINGS_KEY = pytest.StashKey[Settings]()
-_IGNORED_MARKERS = frozenset({"parametrize", "usefixtures", "filterwarnings", "xdist_group", "timeout"})
+SUITE_KEY = pytest.StashKey["SuiteRun"]()
+RECORD_KEY = pytest.StashKey[record.TestRecord]()
+# Suites that run only when a marker expression selects them: the one default selection.
+OPT_IN_MARKERS = ("issue_1278", "verify_fix")
+_IGNORED_MARKERS = frozenset(
+    {"parametrize", "usefixtures", "filterwarnings", "xdist_group", "timeout", "verifies", "gate"}
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,127 +62,167 @@ def is_suite_run(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "verifies(capability): the capability a staging test verifies")
+    config.addinivalue_line("markers", "gate(name): the verify-fix gate a test measures")
     if not is_suite_run(config):
         return
+    redact.install_log_redaction()  # before any request: whichever library logs, records are redacted
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        settings = Settings.from_dict(workerinput["e2e_settings"])
+        breaker = Path(workerinput["e2e_breaker"])
+    else:
+        settings = _controller_settings(config)
+        breaker = Path(config.getoption("verdict")).resolve().parent / "breaker.json"
+        Breaker(breaker).reset()
+    suite = SuiteRun(config, settings, Breaker(breaker), is_worker=workerinput is not None)
+    config.stash[SUITE_KEY] = suite
+    config.pluginmanager.register(suite, "e2e-suite-run")
+
+
+def _controller_settings(config: pytest.Config) -> Settings:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise pytest.UsageError(f"E2E settings: {exc}") from exc
-    is_worker = hasattr(config, "workerinput")
-    redact.install_log_redaction()  # before any request: whichever library logs, records are redacted
-    retry.set_default_attempt_context(_allure_attempt_step)
-    suite = SuiteRun(config, settings, is_worker)
-    config.pluginmanager.register(suite, "e2e-suite-run")
-    if not is_worker:
-        # One breaker per run, beside the verdict; workers inherit its path through the environment.
-        breaker_path = Path(config.getoption("verdict")).resolve().parent / "breaker.json"
-        os.environ[BREAKER_PATH_ENV] = str(breaker_path)
-        Breaker(breaker_path).reset()
-        suite.prepare_targets()
-    config.stash[SETTINGS_KEY] = suite.settings
+    provided = config.hook.pytest_e2e_provide_targets(config=config, settings=settings)
+    settings = provided or settings
+    if not settings.has_targets:
+        raise pytest.UsageError(
+            "E2E settings: no targets. Set E2E_ENV=staging (or E2E_ENV=custom with E2E_BACKEND_URL, "
+            "E2E_AUTH_URL and E2E_WS_URL); E2E_ENV=local needs the replica's plugin (root conftest.py)"
+        )
+    return settings
 
 
-def settings_of(config: pytest.Config) -> Settings:
-    return config.stash[SETTINGS_KEY]
+def suite_of(config: pytest.Config) -> SuiteRun:
+    return config.stash[SUITE_KEY]
 
 
 class SuiteRun:
-    """Hooks of one run of the staging suite."""
+    """Hooks of one run of the staging suite, and the objects its tests share."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, is_worker: bool) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, breaker: Breaker, *, is_worker: bool
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.breaker = breaker
         self.is_worker = is_worker
-        self.replica: Any = None
+        self._loop: LoopThread | None = None
+        self._staging: Staging | None = None
         self.results: dict[str, TestResult] = {}
+        self.selected: dict[str, TestResult] = {}
+        self.measurements: dict[str, Any] = {}
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.verdict: Verdict | None = None
-        self.measurements: dict[str, Any] = {}
-        self.exit_status = 0
+        self.pytest_exit = 0
 
-    # -- targets ---------------------------------------------------------------------------
-    def prepare_targets(self) -> None:
-        """E2E_ENV=local without URLs: start the replica here; workers inherit its URLs via env."""
-        if self.settings.env != "local" or self.settings.has_targets:
-            return
-        from replica.handle import ReplicaError, ReplicaHandle  # needed only for local runs
-
-        key = self.settings.oauth_simulation_key or secrets.token_urlsafe(24)
-        jwt_secret = secrets.token_urlsafe(32)
-        redact.register(key, jwt_secret)
-        run_dir = ROOT / ".replica" / f"suite-{os.getpid()}"
-        try:
-            self.replica = ReplicaHandle.start(
-                self.settings.replica_scenario,
-                run_dir,
-                env={"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_JWT_SECRET": jwt_secret},
-            )
-        except (ReplicaError, ValueError) as exc:  # the local tooling failed, not the target: no verdict
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise pytest.UsageError(f"the local replica did not start: {redact.redact(exc)}") from None
-        os.environ.update(
-            {
-                "E2E_BACKEND_URL": self.replica.backend_url,
-                "E2E_AUTH_URL": self.replica.auth_url,
-                "E2E_WS_URL": self.replica.ws_url,
-                "E2E_OAUTH_SIMULATION_KEY": key,
-                "E2E_JWT_SECRET": jwt_secret,
-            }
-        )
-        self.settings = Settings.from_env()
-        fix_after = self.settings.verify.local_fix_after_s
-        if fix_after is not None:  # the local verify-fix story: "the infrastructure team fixed it"
-            timer = threading.Timer(fix_after, self.replica.fix)
-            timer.daemon = True
-            timer.start()
+    @property
+    def staging(self) -> Staging:
+        """The operations, on the process's one event loop and HTTP client (created on first use)."""
+        if self._staging is None:
+            self._loop = LoopThread()
+            self._staging = Staging(self.settings, self.breaker, self._loop)
+        return self._staging
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self.replica is not None:
-            self.replica.stop()
-            if not os.environ.get("E2E_KEEP_REPLICA"):  # its PostgreSQL data is tens of MB per run
-                shutil.rmtree(self.replica.run_dir, ignore_errors=True)
-            self.replica = None
+        if self._staging is not None:
+            with contextlib.suppress(Exception):
+                self._staging.close()
+        if self._loop is not None:
+            self._loop.stop()
+
+    # -- xdist: the controller's settings reach the workers as data -------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        share = _per_worker(self.settings, _worker_count(self.config))
+        node.workerinput["e2e_settings"] = share.to_dict()
+        node.workerinput["e2e_breaker"] = str(self.breaker.path)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        scenario = f" (replica scenario: {self.settings.replica_scenario})" if self.replica else ""
+        verify = bool(config.option.markexpr and "verify_fix" in config.option.markexpr)
         return [
-            f"staging validation settings{scenario}:",
-            *(f"  {line}" for line in self.settings.describe()),
+            "staging validation settings:",
+            *(f"  {line}" for line in self.settings.describe(verify=verify)),
         ]
 
-    # -- per test (runs where the test runs: a worker or the only process) --------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        record.begin(item.nodeid)
+    # -- selection ----------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Without `-m`, the reproduction and verify-fix suites stay out: they run when selected."""
+        if config.option.markexpr:
+            return
+        keep = [i for i in items if not any(i.get_closest_marker(m) for m in OPT_IN_MARKERS)]
+        dropped = [i for i in items if i not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        try:
-            return (yield)
-        except E2EFailure as failure:
-            _attach("evidence", failure.evidence)
-            raise
-        finally:
-            current = record.current()
-            if current.evidence:  # every exchange's status, type, timing and body snippet, pass or fail
-                _attach("exchanges", current.evidence)
-            if current.retries:
-                _attach("retries", [r.__dict__ for r in current.retries])
-            if current.flaky:
-                _tag_flaky()
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not self.is_worker:  # under xdist the controller collects nothing: not-reached stays unknown
+            self.selected = {item.nodeid: _base_result(item, "skipped") for item in session.items}
+
+    # -- per test (where the test runs: a worker, or the only process) ----------------------------
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        item.stash[RECORD_KEY] = record.TestRecord(nodeid=item.nodeid)
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        return (yield from self._phase(item, "call"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        return (yield from self._phase(item, "teardown"))
+
+    def _phase(self, item: pytest.Item, phase: str) -> Iterator[None]:
+        """Bind the test's record for this phase; attach what the phase gathered, in every phase."""
+        rec = item.stash.get(RECORD_KEY, None) or record.TestRecord(nodeid=item.nodeid)
+        with record.bound(rec):
+            try:
+                return (yield)
+            except E2EFailure as failure:
+                allure_files.attach_json(f"evidence ({phase})", failure.evidence)
+                raise
+            finally:
+                exchanges = rec.unattached()
+                if exchanges:
+                    allure_files.attach_json(f"exchanges ({phase})", exchanges)
+                if phase == "teardown":
+                    allure_files.attach_attempts(rec.attempt_log)
+                    if rec.flaky:
+                        allure_files.tag_flaky()
 
     @pytest.hookimpl(wrapper=True, trylast=True)  # innermost: redact before Allure and JUnit read it
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report: pytest.TestReport = yield
         if report.failed and report.longrepr is not None:
             report.longrepr = redact.redact(report.longreprtext)
         report.sections = [(title, redact.redact(content)) for title, content in report.sections]
         if report.when == "call" or report.outcome != "passed":
-            report.user_properties.append((PROPERTY, describe_outcome(item, call, report)))
+            rec = item.stash.get(RECORD_KEY, None) or record.TestRecord(nodeid=item.nodeid)
+            report.user_properties.append((PROPERTY, describe_outcome(item, call, report, rec)))
         return report
 
-    # -- collection of results (the controller, or the only process) ------------------------
+    # -- results (the controller, or the only process) ------------------------------------------------
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A module that does not collect is a defect of the suite: it must show in the verdict."""
+        if self.is_worker or not report.failed:
+            return
+        self.results[report.nodeid] = TestResult(
+            nodeid=report.nodeid,
+            markers=[],
+            status="broken",
+            category=Category.SUITE_ERROR.value,
+            kind="collection_error",
+            message=redact.redact(f"the suite failed to collect {report.nodeid}: {report.longreprtext}")[
+                :2000
+            ],
+        )
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
@@ -189,123 +241,115 @@ class SuiteRun:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
+        tests = list(self.results.values())
         self.verdict = Verdict(
             environment=self.settings.env,
             targets={k: v or "" for k, v in self.settings.targets.items()},
             started_at=self.started_at,
             duration_s=time.monotonic() - self.started,
-            tests=list(self.results.values()),
+            tests=tests,
+            selected=[t for nodeid, t in self.selected.items() if nodeid not in self.results],
+            verify=bool(tests) and all("verify_fix" in t.markers for t in tests),
+            measurements=self.measurements,
         )
-        self.exit_status = int(exitstatus)
-        if _is_verify_run(session):
-            fixed, reasons = self.verdict.fix_verdict()
-            self.verdict.slo = {**self.measurements, "fixed": fixed, "reasons": reasons}
-            if not fixed and self.exit_status == 0:  # e.g. a pass that needed a retry blocks sign-off
-                self.exit_status = session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.verdict.write(Path(self.config.getoption("verdict")), self.exit_status)
+        self.pytest_exit = int(exitstatus)
+        session.exitstatus = self.verdict.exit_status(self.pytest_exit)
+        path = Path(self.config.getoption("verdict"))
+        self.verdict.write(path, self.pytest_exit, headline(self.verdict, self.pytest_exit))
         results_dir = self.config.getoption("allure_report_dir", None)
         if results_dir:
-            self._write_allure_files(Path(results_dir))
-
-    def _write_allure_files(self, results_dir: Path) -> None:
-        environment = {
-            "E2E_ENV": self.settings.env,
-            **{f"target.{k}": v or "" for k, v in self.settings.targets.items()},
-            "replica.scenario": self.settings.replica_scenario if self.replica else "n/a",
-            "python": sys.version.split()[0],
-        }
-        allure_files.write_launch_files(results_dir, environment, allure_files.executor_info())
-        allure_files.mark_flaky_results(results_dir)
+            environment = {
+                "E2E_ENV": self.settings.env,
+                **{f"target.{k}": v or "" for k, v in self.settings.targets.items()},
+                "python": sys.version.split()[0],
+            }
+            allure_files.write_launch_files(Path(results_dir), environment, allure_files.executor_info())
+            allure_files.mark_flaky_results(Path(results_dir))
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         if self.is_worker or self.verdict is None:
             return
-        for line in render_summary(self.verdict, self.exit_status, self.config.getoption("verdict")):
+        for line in render_summary(self.verdict, self.pytest_exit, self.config.getoption("verdict")):
             terminalreporter.write_line(line)
 
 
-def _is_verify_run(session: pytest.Session) -> bool:
-    """A post-fix verification run selects only verify_fix tests."""
-    return bool(session.items) and all(item.get_closest_marker("verify_fix") for item in session.items)
+def _worker_count(config: pytest.Config) -> int:
+    value = getattr(config.option, "numprocesses", None)
+    if isinstance(value, int):
+        return max(1, value)
+    return max(1, os.cpu_count() or 1) if value in ("auto", "logical") else 1
+
+
+def _per_worker(settings: Settings, workers: int) -> Settings:
+    """Each of N workers gets 1/N of the run's concurrency and rate: the bound holds for the run."""
+    return dataclasses.replace(
+        settings,
+        max_concurrency=max(1, settings.max_concurrency // workers),
+        max_rps=settings.max_rps / workers,
+    )
+
+
+def _base_result(item: pytest.Item, status: str) -> TestResult:
+    return TestResult(
+        nodeid=item.nodeid,
+        markers=sorted({m.name for m in item.iter_markers()} - _IGNORED_MARKERS),
+        status=status,  # type: ignore[arg-type]  # one of the four statuses, from the callers
+        title=getattr(getattr(item, "obj", None), "__allure_display_name__", None),
+        capabilities=[str(m.args[0]) for m in item.iter_markers("verifies") if m.args],
+        gate=next((str(m.args[0]) for m in item.iter_markers("gate") if m.args), None),
+    )
 
 
 def describe_outcome(
-    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, rec: record.TestRecord
 ) -> dict[str, Any]:
     """Status, category and known issue of one phase, as plain data (it travels from xdist workers)."""
-    current = record.current()
-    base: dict[str, Any] = {
-        "nodeid": item.nodeid,
-        "markers": sorted({m.name for m in item.iter_markers()} - _IGNORED_MARKERS),
-        "attempts": current.attempts,
-        "flaky": False,
-        "known_issue": None,
-        "measurements": dict(current.measurements),
+    base = _base_result(item, "passed").__dict__ | {
+        "attempts": rec.attempts,
+        "service": rec.service,
+        "side_endpoint": rec.side_endpoint,
+        "measurements": dict(rec.measurements),
+        "gate_figures": dict(rec.gate) or None,
     }
     if report.passed:
         # A passed test names a known issue only when it set out to reproduce it and did:
         # a signature that a retry overcame (a flaky gateway) is not a reproduction.
-        return {
-            **base,
-            "status": "passed",
-            "flaky": current.flaky,
-            "known_issue": current.reproduced,
-            "message": redact.redact(current.note) if current.note else None,
-        }
+        note = redact.redact(rec.note) if rec.note else None
+        return base | {"status": "passed", "flaky": rec.flaky, "known_issue": rec.reproduced, "message": note}
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return {**base, "status": "skipped", "message": redact.redact(reason)}
-    category, message, known = classify_exception(call.excinfo.value if call.excinfo else None, report)
-    return {
-        **base,
+        reason = reason.removeprefix("Skipped: ")
+        return base | {"status": "skipped", "message": redact.redact(reason)}
+    exc = call.excinfo.value if call.excinfo else None
+    category, kind, message = classify_exception(exc, call, report)
+    failure = exc if isinstance(exc, E2EFailure) else None
+    return base | {
         "status": category.allure_status,
         "category": category.value,
-        "known_issue": known,
+        "kind": kind,
+        "known_issue": failure.known_issue if failure else None,
+        "service": (failure.service if failure and failure.service else rec.service),
         "message": redact.redact(message)[:2000],
     }
 
 
 def classify_exception(
-    exc: BaseException | None, report: pytest.TestReport
-) -> tuple[Category, str, str | None]:
-    """Every failure gets one category: ours carry it; anything else is mapped by its type."""
+    exc: BaseException | None, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> tuple[Category, str, str]:
+    """Every failure gets one category: ours carry it; a test's own assertion is a product contract;
+    anything else is a defect of the suite, never blamed on the product."""
     if isinstance(exc, E2EFailure):
-        return exc.category, str(exc), exc.known_issue
+        return exc.category, exc.kind, str(exc)
     text = f"{type(exc).__name__}: {exc}" if exc is not None else str(report.longrepr)
-    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
-        return Category.INFRA_TIMEOUT, text, None
-    if isinstance(exc, (ConnectionError, OSError)):
-        return Category.INFRA_UNREACHABLE, text, None
-    if isinstance(exc, AssertionError):
-        return Category.PRODUCT_CONTRACT, text, None
-    # An exception the harness did not anticipate: reported, never silently dropped.
-    return Category.PRODUCT_CONTRACT, f"unexpected {text}", None
+    if isinstance(exc, AssertionError) and call.excinfo is not None and _raised_in_suite(call.excinfo):
+        return Category.PRODUCT_CONTRACT, "assertion", text
+    return Category.SUITE_ERROR, "suite_error", f"the suite failed (not staging): unanticipated {text}"
 
 
-def _attach(name: str, data: Any) -> None:
+def _raised_in_suite(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """The assertion is a test's own (its last frame in tests/e2e_staging), not the harness's."""
     try:
-        import allure
-
-        allure.attach(
-            json.dumps(redact.redact_data(data), indent=2, default=str),
-            name=name,
-            attachment_type=allure.attachment_type.JSON,
-        )
-    except Exception:  # Allure is optional at runtime (no --alluredir): evidence still goes to the verdict
-        return
-
-
-def _allure_attempt_step(attempt: int, describe: str) -> Any:
-    """Each retry attempt is its own Allure step, so a retried pass is visible in the report."""
-    import allure
-
-    return allure.step(f"attempt {attempt}: {describe}")
-
-
-def _tag_flaky() -> None:
-    try:
-        import allure
-
-        allure.dynamic.tag(allure_files.FLAKY_TAG)
-    except Exception:
-        return
+        path = Path(str(excinfo.traceback[-1].path)).resolve()
+    except (IndexError, ValueError):
+        return False
+    return SUITE_DIR in path.parents

@@ -31,6 +31,12 @@ SENSITIVE_HEADERS = frozenset(
     }
 )
 
+# A field whose name says it holds a credential is masked whole, whatever its value looks like
+# (a handshake's `session_token`, an `api_key`, a `password`).
+_SECRET_FIELD = re.compile(r"(?i)token|secret|key|password|passwd|authorization|cookie")
+# ...except these, which name a credential's kind, not the credential.
+_NOT_SECRET_FIELDS = frozenset({"token_type", "transport_via"})
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -61,15 +67,28 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: (MASK if k.lower() in SENSITIVE_HEADERS else redact(v)) for k, v in headers.items()}
 
 
+def is_secret_field(name: Any) -> bool:
+    return (
+        isinstance(name, str) and name.lower() not in _NOT_SECRET_FIELDS and bool(_SECRET_FIELD.search(name))
+    )
+
+
 def redact_data(value: Any) -> Any:
-    """A JSON-like structure with every string redacted (keys kept)."""
+    """A JSON-like structure with every string redacted and every credential-named field masked
+    (keys kept; numbers and booleans under such names are kept too: they are not credentials)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {k: redact_data(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {k: _masked(v) if is_secret_field(k) else redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
         return [redact_data(v) for v in value]
     return value
+
+
+def _masked(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float) or value == "":
+        return value
+    return MASK
 
 
 class RedactingFilter(logging.Filter):

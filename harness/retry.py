@@ -1,57 +1,45 @@
-"""Bounded retries for infrastructure failures only (tenacity underneath).
+"""Bounded retries for transient infrastructure failures only (tenacity underneath).
 
 A `ProductFailure` is a verdict and is never retried; neither is any other exception (a bug in a
-test is not flakiness). Waits grow exponentially with jitter, except that a `Retry-After` header in
-the failure's evidence is honoured (capped). The budget stop refuses to *start* a wait that would
-end past the budget, so retrying never overshoots it by sleeping. A fresh tenacity object is
-created per call (a shared one corrupts state across coroutines), and the last `InfraFailure`
-is re-raised as itself, not wrapped in `RetryError`.
+test is not flakiness), nor an `infra.config` refusal (staging will not configure itself). Waits
+grow exponentially with jitter, except that a `Retry-After` header in the failure's evidence is
+honoured (capped). The budget stop refuses to *start* a wait that would end past the budget, so
+retrying never overshoots it by sleeping. A failure the caller calls `terminal` (a name that does
+not resolve, a certificate that fails, a refused connection on a host that never answered) gets one
+quick re-check and no more: backoff does not fix DNS. A fresh tenacity object is created per call
+(a shared one corrupts state across coroutines); the last failure is re-raised as itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_base, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
 
 from harness import record
 from harness.errors import InfraFailure
 from harness.settings import Settings
+from harness.taxonomy import Category
 
 T = TypeVar("T")
-AttemptContext = Callable[[int, str], AbstractContextManager[Any]]
+Terminal = Callable[[InfraFailure], bool]
+
+QUICK_RECHECK_S = 0.3  # the one re-check of a terminal failure: a blip in DNS or a listener restarting
+NEVER_RETRIED = frozenset({Category.INFRA_CONFIG})
 
 log = logging.getLogger(__name__)
 
 
-def _no_context(attempt: int, describe: str) -> AbstractContextManager[Any]:
-    return contextlib.nullcontext()
-
-
-_default_attempt_context: AttemptContext = _no_context
-
-
-def set_default_attempt_context(factory: AttemptContext | None) -> None:
-    """Install the per-attempt context used when a call passes none (the plugin: an Allure step)."""
-    global _default_attempt_context
-    _default_attempt_context = factory or _no_context
+def never_terminal(failure: InfraFailure) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -87,6 +75,14 @@ class RetryPolicy:
         )
 
 
+class retry_transient(retry_base):
+    """Retry an `InfraFailure` unless its category is never retried."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return isinstance(exc, InfraFailure) and exc.category not in NEVER_RETRIED
+
+
 class stop_before_budget(stop_base):
     """Stop when the upcoming wait would end past the budget (measured on our own clock)."""
 
@@ -99,21 +95,37 @@ class stop_before_budget(stop_base):
         return (self._clock() - self._start) + retry_state.upcoming_sleep > self.budget_s
 
 
-class wait_retry_after_or_backoff:
-    """`Retry-After` from the failure's evidence (capped), else exponential backoff with jitter."""
+class stop_when_confirmed(stop_base):
+    """Stop once a terminal failure has been seen twice (the first try and its quick re-check)."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, terminal: Terminal) -> None:
+        self._terminal = terminal
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return isinstance(exc, InfraFailure) and self._terminal(exc) and retry_state.attempt_number >= 2
+
+
+class wait_retry_after_or_backoff:
+    """`Retry-After` from the failure's evidence (capped), a quick re-check for a terminal failure,
+    else exponential backoff with jitter."""
+
+    def __init__(self, policy: RetryPolicy, terminal: Terminal) -> None:
         self._cap = policy.retry_after_cap_s
+        self._terminal = terminal
         self._backoff = wait_exponential_jitter(
             multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = retry_after_s(exc.evidence) if isinstance(exc, InfraFailure) else None
-        if retry_after is not None:
-            return min(retry_after, self._cap)
-        return self._backoff(retry_state)
+        if isinstance(exc, InfraFailure):
+            if self._terminal(exc):
+                return QUICK_RECHECK_S
+            retry_after = retry_after_s(exc.evidence)
+            if retry_after is not None:
+                return min(retry_after, self._cap)
+        return float(self._backoff(retry_state))
 
 
 def retry_after_s(evidence: Mapping[str, Any] | None, *, now: datetime | None = None) -> float | None:
@@ -137,7 +149,7 @@ def retry_after_s(evidence: Mapping[str, Any] | None, *, now: datetime | None = 
 def _note_retry(describe: str) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        if not isinstance(exc, InfraFailure):  # retry predicate guarantees it; be explicit anyway
+        if not isinstance(exc, InfraFailure):  # the retry predicate guarantees it; be explicit anyway
             return
         wait = state.upcoming_sleep
         record.current().note_retry(
@@ -150,61 +162,44 @@ def _note_retry(describe: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
-def _retrying_kwargs(policy: RetryPolicy, describe: str, clock: Callable[[], float] | None) -> dict[str, Any]:
-    return {
-        "retry": retry_if_exception_type(InfraFailure),
-        "stop": stop_after_attempt(policy.max_attempts)
-        | stop_before_budget(policy.budget_s, clock or time.monotonic),
-        "wait": wait_retry_after_or_backoff(policy),
-        "before_sleep": _note_retry(describe),
-        "reraise": True,
-    }
-
-
 async def retry_async(
     operation: Callable[[int], Awaitable[T]],
     policy: RetryPolicy,
     *,
     describe: str,
-    attempt_context: AttemptContext | None = None,
+    terminal: Terminal = never_terminal,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> T:
-    """Run `operation(attempt_number)` until it succeeds, fails with a non-infra error, or the
-    policy is spent; then re-raise the last failure. `sleep`/`clock` exist for tests."""
-    context = attempt_context or _default_attempt_context
-    retrying = AsyncRetrying(sleep=sleep or asyncio.sleep, **_retrying_kwargs(policy, describe, clock))
+    """Run `operation(attempt_number)` until it succeeds, fails with a non-transient error, or the
+    policy is spent; then re-raise the last failure. Every attempt of an operation that needed more
+    than one is noted in the test record (the report shows each as a step). `sleep`/`clock` exist
+    for tests."""
+    retrying = AsyncRetrying(
+        retry=retry_transient(),
+        stop=stop_after_attempt(policy.max_attempts)
+        | stop_before_budget(policy.budget_s, clock or time.monotonic)
+        | stop_when_confirmed(terminal),
+        wait=wait_retry_after_or_backoff(policy, terminal),
+        before_sleep=_note_retry(describe),
+        reraise=True,
+        sleep=sleep or asyncio.sleep,
+    )
     attempt_number = 0
+    outcomes: list[str] = []
     try:
         async for attempt in retrying:
             with attempt:
                 attempt_number = attempt.retry_state.attempt_number
-                with context(attempt_number, describe):
+                try:
                     result = await operation(attempt_number)
+                except Exception as exc:
+                    outcomes.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    raise
+                outcomes.append("passed")
     finally:
-        record.current().note_attempts(max(attempt_number, 1))
-    return result
-
-
-def retry_sync(
-    operation: Callable[[int], T],
-    policy: RetryPolicy,
-    *,
-    describe: str,
-    attempt_context: AttemptContext | None = None,
-    sleep: Callable[[float], None] | None = None,
-    clock: Callable[[], float] | None = None,
-) -> T:
-    """The synchronous twin of `retry_async`."""
-    context = attempt_context or _default_attempt_context
-    retrying = Retrying(sleep=sleep or time.sleep, **_retrying_kwargs(policy, describe, clock))
-    attempt_number = 0
-    try:
-        for attempt in retrying:
-            with attempt:
-                attempt_number = attempt.retry_state.attempt_number
-                with context(attempt_number, describe):
-                    result = operation(attempt_number)
-    finally:
-        record.current().note_attempts(max(attempt_number, 1))
+        current = record.current()
+        current.note_attempts(max(attempt_number, 1))
+        if len(outcomes) > 1:
+            current.note_attempt_log(describe, outcomes)
     return result

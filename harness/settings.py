@@ -1,9 +1,11 @@
 """The one configuration object of the suite, read from the environment once per run.
 
 The old suite had 22 `Staging*Config` classes and four WebSocket URL variants; this module is the
-only place that reads `E2E_*` variables. Every host is configurable, every number is validated, the
-bypass key is registered for redaction on load, and a production guard refuses targets that are
-neither local nor staging (unless `E2E_ALLOW_PRODUCTION=1`).
+only place that reads `E2E_*` variables. Every host is configurable, every number is validated
+(a rate lies in (0, 1], a count is at least 1), the secrets are registered for redaction on load,
+and a production guard refuses targets that are neither local nor staging (unless
+`E2E_ALLOW_PRODUCTION=1`). Under xdist the controller's settings reach the workers as data
+(`to_dict` / `from_dict` through `workerinput`), never by rewriting the environment.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from contract.identity import DEFAULT_TEST_EMAIL
@@ -26,6 +29,10 @@ ENVS: tuple[Env, ...] = ("local", "staging", "custom")
 STAGING_BACKEND_URL = "https://api.staging.netrasystems.ai"
 STAGING_AUTH_URL = "https://auth.staging.netrasystems.ai"
 STAGING_WS_URL = "wss://api.staging.netrasystems.ai/ws"
+# Where the backend's startup logs live (startup-evidence.md): Cloud Run service, project, region.
+STAGING_GCP_PROJECT = "netra-staging"
+STAGING_BACKEND_SERVICE = "netra-backend-staging"
+STAGING_GCP_REGION = "us-central1"
 
 DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 
@@ -43,8 +50,57 @@ _WS_SCHEMES = ("ws", "wss")
 
 
 @dataclass(frozen=True)
+class StartupEvidence:
+    """Where verify-fix reads the backend's startups (its logs), and over which window.
+
+    `source`: "gcloud" (Cloud Logging, through `gcloud logging read`), "file:PATH" (entries as
+    `gcloud logging read --format=json` prints them), or "none". None means "not chosen": staging and
+    custom read gcloud; a local run uses what the replica provides.
+    """
+
+    source: str | None = None
+    project: str = STAGING_GCP_PROJECT
+    service: str = STAGING_BACKEND_SERVICE
+    region: str = STAGING_GCP_REGION
+    since: datetime | None = None  # start of the window; None: `window_s` before the gates run
+    window_s: float = 3600.0
+    gcloud_timeout_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, get: _Getter) -> StartupEvidence:
+        source = get("E2E_STARTUP_EVIDENCE")
+        if source is not None and source not in ("gcloud", "none") and not source.startswith("file:"):
+            raise SettingsError(f"E2E_STARTUP_EVIDENCE={source!r} must be gcloud, file:PATH or none")
+        return cls(
+            source=source,
+            project=get("E2E_GCP_PROJECT") or STAGING_GCP_PROJECT,
+            service=get("E2E_GCP_BACKEND_SERVICE") or STAGING_BACKEND_SERVICE,
+            region=get("E2E_GCP_REGION") or STAGING_GCP_REGION,
+            since=_timestamp(get, "E2E_STARTUP_SINCE"),
+            window_s=_seconds(get, "E2E_STARTUP_WINDOW_S", 3600.0),
+            gcloud_timeout_s=_seconds(get, "E2E_GCLOUD_TIMEOUT_S", 60.0),
+        )
+
+    def describe(self) -> list[str]:
+        since = self.since.isoformat() if self.since else f"(the last {self.window_s:g}s)"
+        return [
+            f"E2E_STARTUP_EVIDENCE = {self.source or '(not chosen)'}",
+            f"E2E_GCP_PROJECT = {self.project}",
+            f"E2E_GCP_BACKEND_SERVICE = {self.service}",
+            f"E2E_GCP_REGION = {self.region}",
+            f"E2E_STARTUP_SINCE = {since}",
+            f"E2E_STARTUP_WINDOW_S = {self.window_s:g}",
+            f"E2E_GCLOUD_TIMEOUT_S = {self.gcloud_timeout_s:g}",
+        ]
+
+
+@dataclass(frozen=True)
 class VerifyFix:
-    """Post-fix verification (`make verify-fix`): how long to wait, how much to measure, what passes."""
+    """Post-fix verification (`make verify-fix`): how long to wait, how much to measure, what passes.
+
+    The thresholds are the status update's success criteria: database phase under 30 s, a startup
+    success rate above 90 %, health 200, the golden path.
+    """
 
     wait_s: float = 600.0  # bound on waiting for the backend to answer healthy
     golden_runs: int = 3
@@ -52,24 +108,23 @@ class VerifyFix:
     window_s: float = 30.0
     min_availability: float = 0.90
     max_p95_ms: float = 2000.0
-    max_db_phase_s: float = 30.0  # the issue's success criterion for SMD phase 3
-    local_fix_after_s: float | None = None  # local story only: the replica's fault is cleared after this
+    max_db_phase_s: float = 30.0  # SMD phase 3, and Cloud SQL connection establishment, "consistently"
+    min_startup_success: float = 0.90
+    min_startups: int = 3  # a rate over fewer startups says nothing
 
     @classmethod
     def from_env(cls, get: _Getter, env: Env) -> VerifyFix:
         local = env == "local"
-        fix_after = get("E2E_LOCAL_FIX_AFTER_S")
         return cls(
             wait_s=_seconds(get, "E2E_VERIFY_WAIT_S", 60.0 if local else 600.0),
             golden_runs=_positive_int(get, "E2E_VERIFY_GOLDEN_RUNS", 3),
             probes=_positive_int(get, "E2E_VERIFY_PROBES", 30),
             window_s=_seconds(get, "E2E_VERIFY_WINDOW_S", 6.0 if local else 30.0),
-            min_availability=_seconds(get, "E2E_SLO_MIN_AVAILABILITY", 0.90),
+            min_availability=_rate(get, "E2E_SLO_MIN_AVAILABILITY", 0.90),
             max_p95_ms=_seconds(get, "E2E_SLO_MAX_P95_MS", 500.0 if local else 2000.0),
             max_db_phase_s=_seconds(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
-            local_fix_after_s=None
-            if fix_after in (None, "never")
-            else _seconds(get, "E2E_LOCAL_FIX_AFTER_S", 0.0),
+            min_startup_success=_rate(get, "E2E_SLO_MIN_STARTUP_SUCCESS", 0.90),
+            min_startups=_positive_int(get, "E2E_SLO_MIN_STARTUPS", 3),
         )
 
     def describe(self) -> list[str]:
@@ -81,6 +136,8 @@ class VerifyFix:
             f"E2E_SLO_MIN_AVAILABILITY = {self.min_availability:g}",
             f"E2E_SLO_MAX_P95_MS = {self.max_p95_ms:g}",
             f"E2E_SLO_MAX_DB_PHASE_S = {self.max_db_phase_s:g}",
+            f"E2E_SLO_MIN_STARTUP_SUCCESS = {self.min_startup_success:g}",
+            f"E2E_SLO_MIN_STARTUPS = {self.min_startups}",
         ]
 
 
@@ -97,7 +154,7 @@ class Settings:
     auth_url: str | None = None
     ws_url: str | None = None
     oauth_simulation_key: str | None = field(default=None, repr=False)
-    # Optional: lets the negative-auth test mint a validly signed but expired token (local replica).
+    # Optional: lets the negative-auth test mint a validly signed but expired token.
     jwt_secret: str | None = field(default=None, repr=False)
     test_email: str = DEFAULT_TEST_EMAIL
     request_timeout_s: float = 5.0
@@ -106,9 +163,9 @@ class Settings:
     max_concurrency: int = 4
     max_rps: float = 10.0
     allow_production: bool = False
-    replica_scenario: str = "healthy"
     body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
     verify: VerifyFix = field(default_factory=VerifyFix)
+    startup: StartupEvidence = field(default_factory=StartupEvidence)
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
@@ -121,6 +178,7 @@ class Settings:
             url = getattr(self, name)
             if url is not None:
                 _check_url(name, url, scheme_set, allow_production=self.allow_production)
+        redact.register(self.oauth_simulation_key, self.jwt_secret)  # before anything can log them
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,13 +192,9 @@ class Settings:
         env = (get("E2E_ENV") or "local").lower()
         if env not in ENVS:
             raise SettingsError(f"E2E_ENV={env!r} is not one of {', '.join(ENVS)}")
-        profile: Env = env  # type: ignore[assignment]
+        profile: Env = env  # type: ignore[assignment]  # checked against ENVS just above
 
-        urls = {
-            "E2E_BACKEND_URL": get("E2E_BACKEND_URL"),
-            "E2E_AUTH_URL": get("E2E_AUTH_URL"),
-            "E2E_WS_URL": get("E2E_WS_URL"),
-        }
+        urls = {name: get(name) for name in ("E2E_BACKEND_URL", "E2E_AUTH_URL", "E2E_WS_URL")}
         if profile == "custom":
             missing = [name for name, value in urls.items() if value is None]
             if missing:
@@ -154,18 +208,14 @@ class Settings:
                 "E2E_WS_URL": urls["E2E_WS_URL"] or STAGING_WS_URL,
             }
 
-        key = get("E2E_OAUTH_SIMULATION_KEY")
-        jwt_secret = get("E2E_JWT_SECRET")
-        redact.register(key, jwt_secret)  # before anything can log them
-
         request_s, agent_s, budget_s = _TIMING[profile]
         return cls(
             env=profile,
             backend_url=_strip_slash(urls["E2E_BACKEND_URL"]),
             auth_url=_strip_slash(urls["E2E_AUTH_URL"]),
             ws_url=_strip_slash(urls["E2E_WS_URL"]),
-            oauth_simulation_key=key,
-            jwt_secret=jwt_secret,
+            oauth_simulation_key=get("E2E_OAUTH_SIMULATION_KEY"),
+            jwt_secret=get("E2E_JWT_SECRET"),
             test_email=get("E2E_TEST_EMAIL") or DEFAULT_TEST_EMAIL,
             request_timeout_s=_seconds(get, "E2E_REQUEST_TIMEOUT_S", request_s),
             agent_timeout_s=_seconds(get, "E2E_AGENT_TIMEOUT_S", agent_s),
@@ -173,13 +223,13 @@ class Settings:
             max_concurrency=_positive_int(get, "E2E_MAX_CONCURRENCY", 4),
             max_rps=_seconds(get, "E2E_MAX_RPS", 10.0),
             allow_production=_flag(get, "E2E_ALLOW_PRODUCTION"),
-            replica_scenario=get("REPLICA_SCENARIO") or "healthy",
             body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
             verify=VerifyFix.from_env(get, profile),
+            startup=StartupEvidence.from_env(get),
         )
 
     def with_targets(self, backend_url: str, auth_url: str, ws_url: str) -> Settings:
-        """A copy pointing at concrete targets (the local replica's URLs, known once it runs)."""
+        """A copy pointing at concrete targets (a local replica's URLs, known once it runs)."""
         return dataclasses.replace(
             self,
             backend_url=_strip_slash(backend_url),
@@ -187,17 +237,35 @@ class Settings:
             ws_url=_strip_slash(ws_url),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for xdist's `workerinput` (secrets included: it is a pipe, not a report)."""
+        data = dataclasses.asdict(self)
+        since = self.startup.since
+        data["startup"]["since"] = since.isoformat() if since else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        values = dict(data)
+        verify = VerifyFix(**values.pop("verify"))
+        startup = dict(values.pop("startup"))
+        since = startup.get("since")
+        startup["since"] = datetime.fromisoformat(since) if since else None
+        return cls(**values, verify=verify, startup=StartupEvidence(**startup))
+
     @property
     def has_targets(self) -> bool:
         return None not in (self.backend_url, self.auth_url, self.ws_url)
 
     @property
     def targets(self) -> dict[str, str | None]:
-        """URLs by target name ("backend", "auth", "ws"), the names known issues use."""
+        """URLs by target name ("backend", "auth", "ws")."""
         return {"backend": self.backend_url, "auth": self.auth_url, "ws": self.ws_url}
 
-    def describe(self) -> list[str]:
-        """`name = value` lines for the run header; the key is never shown, only whether it is set."""
+    def describe(self, *, verify: bool = False) -> list[str]:
+        """`name = value` lines for the run header; secrets are never shown, only whether they are set.
+
+        `verify`: add the post-fix verification settings (a verify-fix run)."""
         pending = "(set when the replica starts)" if self.env == "local" else "(not set)"
         lines = [
             f"E2E_ENV = {self.env}",
@@ -215,8 +283,8 @@ class Settings:
             f"E2E_BODY_LIMIT_BYTES = {self.body_limit_bytes}",
             f"E2E_ALLOW_PRODUCTION = {'1' if self.allow_production else '0'}",
         ]
-        if self.env == "local":
-            lines.append(f"REPLICA_SCENARIO = {self.replica_scenario}")
+        if verify:
+            lines += self.verify.describe() + self.startup.describe()
         return [redact.redact(line) for line in lines]
 
 
@@ -252,17 +320,36 @@ def _strip_slash(url: str | None) -> str | None:
     return url.rstrip("/") if url else url
 
 
-def _seconds(get: _Getter, name: str, default: float, *, allow_zero: bool = False) -> float:
+def _number(get: _Getter, name: str) -> float | None:
     raw = get(name)
     if raw is None:
-        return default
+        return None
     try:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
+    return value
+
+
+def _seconds(get: _Getter, name: str, default: float, *, allow_zero: bool = False) -> float:
+    value = _number(get, name)
+    if value is None:
+        return default
+    if value < 0 or (value == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
-        raise SettingsError(f"{name}={raw!r} must be a finite number {bound}")
+        raise SettingsError(f"{name}={get(name)!r} must be a finite number {bound}")
+    return value
+
+
+def _rate(get: _Getter, name: str, default: float) -> float:
+    """A share in (0, 1]: `95` would be a threshold no run can ever meet."""
+    value = _number(get, name)
+    if value is None:
+        return default
+    if not 0 < value <= 1:
+        raise SettingsError(f"{name}={get(name)!r} must be a rate in (0, 1], e.g. 0.9 for 90 %")
     return value
 
 
@@ -277,6 +364,17 @@ def _positive_int(get: _Getter, name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be at least 1")
     return value
+
+
+def _timestamp(get: _Getter, name: str) -> datetime | None:
+    raw = get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an ISO 8601 time (e.g. 2026-11-27T10:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _flag(get: _Getter, name: str) -> bool:

@@ -1,38 +1,46 @@
 """The operations the suite performs against a target, each one classified, retried only for
-infrastructure failures, and guarded by the shared circuit breaker.
+transient infrastructure failures, and guarded by the shared circuit breaker.
 
-Tests stay short and declarative: they say what they expect; this module knows how to ask.
-Every method is synchronous (one event loop per operation), so tests need no async plugin.
+Tests stay short and declarative: they say what they expect; this module knows how to ask. Methods
+are synchronous; they run on the run's one event loop (`harness.loop`) with the run's one HTTP
+client, so `E2E_MAX_CONCURRENCY` and `E2E_MAX_RPS` hold across every operation of a process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, BYPASS_KEY_HEADER
-from harness import known_issues, record
-from harness.breaker import Breaker
-from harness.classify import Expect, check_http, classify_http
+from harness import record
+from harness.breaker import Breaker, new_trip
+from harness.classify import Expect, Observation, Outcome, classify_http, finding
 from harness.errors import E2EFailure, InfraFailure, ProductFailure
 from harness.evidence import HttpEvidence
 from harness.http import HttpProbe
+from harness.loop import LoopThread
 from harness.redact import register
 from harness.retry import RetryPolicy, retry_async
 from harness.settings import Settings
 from harness.taxonomy import Category
-from harness.ws import ChatSession, Transport, Turn, open_chat
+from harness.turn import Turn
+from harness.ws import ChatSocket, Transport, open_socket
 
 Target = Literal["backend", "auth"]
 T = TypeVar("T")
 
 SERVICES: dict[Target, str] = {"backend": BACKEND_SERVICE, "auth": AUTH_SERVICE}
 HALF_OPEN_DEADLINE_S = 3.0
+PROGRESS_EVERY_S = 5.0  # a person waiting sees a line at least this often
 # Half-open probe answers that mean nothing of the service is reachable: fail fast on these only.
 _NO_SERVICE = frozenset({Category.INFRA_UNREACHABLE, Category.INFRA_TIMEOUT, Category.INFRA_GATEWAY})
+# Transport failures that backoff does not fix, on a host that never answered in this run.
+_TERMINAL_KINDS = frozenset({"dns", "tls", "refused"})
 
 
 @dataclass(frozen=True)
@@ -49,43 +57,112 @@ class Login:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+@dataclass(frozen=True)
+class SocketControl:
+    """The valid token's socket: accepted (its welcome) or refused (the failure). A refused bad token
+    proves an auth decision only when this control was accepted in the same run."""
+
+    welcome: dict[str, Any] | None
+    failure: E2EFailure | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.welcome is not None
+
+
+def is_side_endpoint(path: str) -> bool:
+    """Readiness, database and socket health: they can say "not ready" while the service serves."""
+    return path.startswith("/health/") or path.startswith("/ws/health")
+
+
+def user_matches(shown: str | None, user_id: str) -> bool:
+    """The welcome's user is the logged-in one; the real server shows 8 characters and "..."."""
+    if not shown:
+        return False
+    prefix = shown[:-3] if shown.endswith("...") else shown
+    return bool(prefix) and (user_id == prefix or (shown.endswith("...") and user_id.startswith(prefix)))
+
+
 class Staging:
-    def __init__(self, settings: Settings, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        breaker: Breaker,
+        loop: LoopThread,
+    ) -> None:
         self.settings = settings
         self.policy = RetryPolicy.from_settings(settings)
-        self.breaker = breaker or Breaker()
+        self.breaker = breaker
+        self._loop = loop
+        self._probe: HttpProbe | None = None
 
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- plumbing ---------------------------------------------------------------------------------
     def url(self, target: Target, path: str) -> str:
         base = self.settings.backend_url if target == "backend" else self.settings.auth_url
         return f"{base}{path}"
 
-    def _run(self, coro: Awaitable[T]) -> T:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(coro)
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._run(self._probe.aclose())
+            self._probe = None
+
+    async def _client(self) -> HttpProbe:
+        """The run's one client, created on the loop it will serve."""
+        if self._probe is None:
+            self._probe = HttpProbe.from_settings(self.settings)
+        return self._probe
 
     async def _exchange(
         self, target: Target, path: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
         json: Any = None, attempt: int = 1, deadline_s: float | None = None,
     ) -> HttpEvidence:  # fmt: skip
-        async with HttpProbe.from_settings(self.settings) as probe:
-            return await probe.request(
-                method,
-                self.url(target, path),
-                headers=headers,
-                json=json,
-                attempt=attempt,
-                deadline_s=deadline_s,
-            )
+        client = await self._client()
+        url = self.url(target, path)
+        ev = await client.request(
+            method, url, headers=headers, json=json, attempt=attempt, deadline_s=deadline_s
+        )
+        if ev.status is not None:
+            self.breaker.note_answered(_host(url))
+        return ev
 
-    async def _guarded(self, target: Target, describe: str, operation: Callable[[int], Awaitable[T]]) -> T:
-        """Breaker check, then retries (infra only); an exhausted budget opens the breaker."""
+    def _terminal(self, url: str) -> Callable[[InfraFailure], bool]:
+        """A refusal that backoff does not fix: DNS, TLS, refused, on a host silent all run long."""
+        host = _host(url)
+        return lambda failure: failure.kind in _TERMINAL_KINDS and not self.breaker.answered(host)
+
+    async def _guarded(
+        self,
+        target: Target,
+        describe: str,
+        operation: Callable[[int], Awaitable[T]],
+        *,
+        url: str | None = None,
+    ) -> T:
+        """Breaker check, then retries (transient infra only); an exhausted budget, or a target
+        confirmed unreachable, opens the breaker."""
         await self._half_open(target)
         try:
-            return await retry_async(operation, self.policy, describe=describe)
-        except InfraFailure as failure:
-            self.breaker.open(
-                target, failure.category, failure.detail, failure.known_issue, record.current().nodeid
+            return await retry_async(
+                operation,
+                self.policy,
+                describe=describe,
+                terminal=self._terminal(url or self.url(target, "")),
             )
+        except InfraFailure as failure:
+            if failure.category is not Category.INFRA_CONFIG:
+                self.breaker.open(
+                    new_trip(
+                        target,
+                        failure.category,
+                        failure.detail,
+                        failure.known_issue,
+                        record.current().nodeid,
+                        failure.kind,
+                    )
+                )
             raise
 
     async def _half_open(self, target: Target) -> None:
@@ -95,22 +172,23 @@ class Staging:
             return
         deadline = min(HALF_OPEN_DEADLINE_S, self.settings.request_timeout_s)
         ev = await self._exchange(target, "/health", deadline_s=deadline)
-        outcome = classify_http(ev, Expect(service=SERVICES[target], target=target))
+        outcome = classify_http(ev, Expect(target=target, service=SERVICES[target]))
         if outcome.category is None or not outcome.category.is_infra:
             self.breaker.close(target)  # answering again: let the operation judge the product
             return
         if outcome.category not in _NO_SERVICE:
             return  # the service itself answers (starting, a dependency down): the operation decides
-        issue = known_issues.match(target, ev, outcome.category)
         raise InfraFailure(
             outcome.category,
             f"{target} still down: {outcome.reason} — {ev.summary()} (not retried: the circuit opened in "
             f"{trip.opened_by}, which holds the full evidence)",
             evidence=ev.to_dict(),
-            known_issue=issue.id if issue else trip.known_issue,
+            known_issue=outcome.known_issue or trip.known_issue,
+            kind=outcome.kind,
+            service=target,
         )
 
-    # -- HTTP -------------------------------------------------------------------------------
+    # -- HTTP ---------------------------------------------------------------------------------------
     def check(
         self, target: Target, path: str, expect: Expect | None = None, *, what: str | None = None,
         method: str = "GET", headers: Mapping[str, str] | None = None, json: Any = None,
@@ -124,12 +202,13 @@ class Staging:
         self, target: Target, path: str, expect: Expect | None = None, *, what: str | None = None,
         method: str = "GET", headers: Mapping[str, str] | None = None, json: Any = None,
     ) -> Any:  # fmt: skip
-        expect = expect or Expect(service=SERVICES[target], target=target)
+        expect = expect or Expect(target=target, service=SERVICES[target])
         what = what or f"{target} {method} {path}"
+        record.current().note_operation(target, is_side_endpoint(path))
 
         async def attempt(n: int) -> Any:
             ev = await self._exchange(target, path, method=method, headers=headers, json=json, attempt=n)
-            return check_http(ev, expect, what=what)
+            return judged(ev, expect, what)
 
         return await self._guarded(target, what, attempt)
 
@@ -138,64 +217,69 @@ class Staging:
     ) -> tuple[Any, float]:
         """Poll backend /health until it is healthy or `bound_s` passes; return (body, seconds waited).
 
-        Each poll is one plain exchange (no retry: the polling is the retry), and every poll is
-        reported through `progress`, so a person sees the elapsed time and the last answer.
+        Each poll is one plain exchange (no retry: the polling is the retry). A line goes to
+        `progress` after every poll and at least every `PROGRESS_EVERY_S`, so a person sees the
+        elapsed time and the last answer even while one poll hangs.
         """
-        expect = Expect(service=BACKEND_SERVICE, target="backend")
+        expect = Expect(target="backend", service=BACKEND_SERVICE)
+        record.current().note_operation("backend")
 
         async def poll() -> tuple[Any, float]:
             started = time.monotonic()
-            while True:
-                ev = await self._exchange("backend", "/health")
-                elapsed = time.monotonic() - started
-                outcome = classify_http(ev, expect)
-                if outcome.ok:
-                    progress(f"backend healthy after {elapsed:.1f}s")
-                    return ev.json, elapsed
-                status = f"{ev.status} {ev.content_type or ''}".strip() if ev.status else ev.error_type
-                progress(
-                    f"waiting for backend health: {elapsed:5.1f}s / {bound_s:g}s, last: {status} ({outcome.category})"
-                )
-                if elapsed + interval_s > bound_s:
-                    issue = known_issues.match("backend", ev, outcome.category)
-                    raise E2EFailure.of(
-                        outcome.category or Category.INFRA_UNREACHABLE,
-                        f"backend not healthy within {bound_s:g}s: {outcome.reason} — {ev.summary()}",
-                        evidence=ev.to_dict(),
-                        known_issue=issue.id if issue else None,
+            last = "no answer yet"
+            ticker = asyncio.create_task(_tick(started, bound_s, lambda: last, progress))
+            try:
+                while True:
+                    deadline = max(
+                        0.5, min(self.settings.request_timeout_s, bound_s - (time.monotonic() - started))
                     )
-                await asyncio.sleep(interval_s)
+                    ev = await self._exchange("backend", "/health", deadline_s=deadline)
+                    elapsed = time.monotonic() - started
+                    outcome = classify_http(ev, expect)
+                    if outcome.ok:
+                        progress(f"backend healthy after {elapsed:.1f}s")
+                        return ev.json, elapsed
+                    status = f"{ev.status} {ev.content_type or ''}".strip() if ev.status else ev.error_type
+                    seen, last = last, f"{status} ({outcome.category})"
+                    if last != seen:  # a change is news; otherwise the ticker speaks every few seconds
+                        progress(f"waiting for backend health: {elapsed:5.1f}s / {bound_s:g}s, last: {last}")
+                    if elapsed + interval_s > bound_s:
+                        raise failure_of(outcome, ev, f"backend not healthy within {bound_s:g}s", "backend")
+                    await asyncio.sleep(interval_s)
+            finally:
+                ticker.cancel()
 
         return self._run(poll())
 
     def sample(self, target: Target, path: str, count: int, window_s: float) -> list[HttpEvidence]:
         """`count` plain exchanges spread evenly over `window_s` (concurrency and rate bounded by
         the settings): the raw material of an availability measurement, never retried."""
+        record.current().note_operation(target)
 
         async def spread() -> list[HttpEvidence]:
-            async with HttpProbe.from_settings(self.settings) as probe:
-                start = time.monotonic()
+            start = time.monotonic()
 
-                async def one(i: int) -> HttpEvidence:
-                    await asyncio.sleep(max(0.0, start + i * window_s / count - time.monotonic()))
-                    return await probe.request("GET", self.url(target, path), attempt=i + 1)
+            async def one(i: int) -> HttpEvidence:
+                await asyncio.sleep(max(0.0, start + i * window_s / count - time.monotonic()))
+                return await self._exchange(target, path, attempt=i + 1)
 
-                return list(await asyncio.gather(*(one(i) for i in range(count))))
+            return list(await asyncio.gather(*(one(i) for i in range(count))))
 
         return self._run(spread())
 
     def probe(self, target: Target, path: str) -> HttpEvidence:
         """One exchange, no retry, no breaker, never raises: raw evidence for reproduction tests."""
+        record.current().note_operation(target, is_side_endpoint(path))
         return self._run(self._exchange(target, path))
 
-    # -- auth -------------------------------------------------------------------------------
+    # -- auth ---------------------------------------------------------------------------------------
     def login(self) -> Login:
         """The staging OAuth simulation: POST /auth/e2e/test-auth with the bypass key."""
         key = self.settings.oauth_simulation_key or ""
         body = self.check(
             "auth",
             "/auth/e2e/test-auth",
-            Expect(keys=("access_token", "refresh_token"), auth_endpoint=True, target="auth"),
+            Expect(target="auth", keys=("access_token", "refresh_token"), auth_endpoint=True),
             what="login (POST /auth/e2e/test-auth)",
             method="POST",
             headers={BYPASS_KEY_HEADER: key},
@@ -207,55 +291,117 @@ class Staging:
             body["access_token"], body["refresh_token"], str(user.get("id", "")), str(user.get("email", ""))
         )
 
-    # -- chat -------------------------------------------------------------------------------
+    # -- chat ---------------------------------------------------------------------------------------
     def chat(self, token: str, question: str, *, transport: Transport = "header") -> Turn:
-        """Connect (retrying infrastructure refusals), ask once, collect the turn until the agent deadline."""
+        """Open a socket (retrying transient infrastructure refusals), ask once, collect the turn."""
 
         async def turn() -> Turn:
-            session = await self._open(token, transport)
+            socket = await self._open(token, transport)
             try:
-                await session.send_user_message(question)
-                return await session.collect_turn(self.settings.agent_timeout_s)
+                return await socket.ask(question, self.settings.agent_timeout_s)
             finally:
-                await session.close()
+                await socket.close()
 
         return self._run(turn())
 
-    def handshake(self, token: str | None, *, transport: Transport = "header") -> None:
-        """Open a chat socket and close it: raises the classified failure when it is refused."""
+    def welcome(self, token: str | None, *, transport: Transport = "header") -> dict[str, Any]:
+        """Open a chat socket, note its welcome, close it; raises the classified failure when refused."""
 
-        async def once() -> None:
-            session = await self._open(token, transport)
-            await session.close()
+        async def once() -> dict[str, Any]:
+            socket = await self._open(token, transport)
+            await socket.close()
+            return socket.welcome
 
-        self._run(once())
+        return self._run(once())
 
     def expect_refused(self, token: str | None, *, transport: Transport = "header") -> str:
-        """A socket with bad credentials must be refused; return how. Accepting it is product.auth."""
+        """A socket with bad credentials must be refused for authentication; return how.
+
+        Accepting it is a product.auth finding; any other failure (the service failing, the
+        infrastructure) is raised as it is: it is not a refusal.
+        """
         try:
-            self.handshake(token, transport=transport)
+            welcome = self.welcome(token, transport=transport)
         except E2EFailure as failure:
             if failure.category is Category.PRODUCT_AUTH:
                 return failure.detail
             raise
+        shown = welcome.get("user_id")
+        outcome = finding(
+            Observation(channel="ws", target="backend", path="/ws", status=101, expected=True),
+            Category.PRODUCT_AUTH,
+            "ws_accepted_without_valid_token",
+            f"the chat socket accepted the connection and welcomed user {shown!r}: authentication is not "
+            "enforced (staging's RELAXED auth invents a user, DEMO_MODE makes every socket demo-user-001)",
+        )
         raise ProductFailure(
             Category.PRODUCT_AUTH,
-            "the chat socket accepted the connection and sent connection_established: authentication is not "
-            "enforced (the real staging's 'relaxed' WebSocket auth invents a user instead of refusing)",
+            outcome.reason,
+            {"welcome": welcome},
+            outcome.known_issue,
+            kind=outcome.kind,
+            service="backend",
         )
 
-    async def _open(self, token: str | None, transport: Transport) -> ChatSession:
+    async def _open(self, token: str | None, transport: Transport) -> ChatSocket:
         """Precondition first: the backend serves (its health, retried through a slow start);
         a socket refused by a backend that is still starting proves nothing about auth."""
         await self._check("backend", "/health", what="backend health before the chat socket")
+        record.current().note_operation("backend")
+        client = await self._client()
+        ws_url = self.settings.ws_url or ""
         return await self._guarded(
             "backend",
             f"open chat socket ({transport})",
-            lambda _: open_chat(
-                self.settings.ws_url or "",
+            lambda _: open_socket(
+                ws_url,
                 token,
                 transport=transport,
                 open_timeout_s=self.settings.request_timeout_s,
                 deadline_s=self.settings.request_timeout_s,
+                pacer=client.pacer,
             ),
+            url=ws_url,
         )
+
+
+async def _tick(
+    started: float, bound_s: float, last: Callable[[], str], progress: Callable[[str], None]
+) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            elapsed = time.monotonic() - started
+            progress(f"waiting for backend health: {elapsed:5.1f}s / {bound_s:g}s, last: {last()}")
+
+
+def _host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return f"{parts.hostname}:{parts.port or ''}"
+
+
+def failure_of(outcome: Outcome, ev: HttpEvidence, what: str, service: str) -> E2EFailure:
+    """The classified failure of one exchange (its evidence redacted)."""
+    return E2EFailure.of(
+        outcome.category or Category.INFRA_UNREACHABLE,
+        f"{what}: {outcome.reason} — {ev.summary()}",
+        evidence=ev.to_dict(),
+        known_issue=outcome.known_issue,
+        kind=outcome.kind,
+        service=service,
+    )
+
+
+def judged(ev: HttpEvidence, expect: Expect, what: str) -> Any:
+    """The parsed JSON of a passing exchange; otherwise raise the classified `E2EFailure`.
+
+    Evidence is noted into the current test record either way.
+    """
+    record.current().note_evidence(ev.to_dict())
+    outcome = classify_http(ev, expect)
+    if outcome.ok:
+        return ev.json
+    raise failure_of(outcome, ev, what, expect.target)

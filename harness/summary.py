@@ -1,41 +1,128 @@
-"""The terminal summary a person reads in five seconds: the diagnosis, then failures by category."""
+"""What a person reads in five seconds: the headline (the diagnosis in one line, naming only what
+the run verified), the outcome, the coverage, then failures by category with one line of evidence."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
 
-from harness.taxonomy import DESCRIPTIONS
+from harness import known_issues
+from harness.coverage import Coverage
+from harness.gates import Gate
+from harness.taxonomy import DESCRIPTIONS, Category
 from harness.verdict import TestResult, Verdict
 
-HEADLINES = {
-    "healthy": "HEALTHY: staging works (login, chat, AI answer, persistence)",
-    "issue_1278": "ISSUE #1278: the backend is down with the #1278 signature (gateway 503 / startup failed in its database phase) - infrastructure",
-    "infrastructure": "INFRASTRUCTURE: staging's infrastructure failed the run (not the product's code)",
-    "product_defect": "PRODUCT DEFECT: infrastructure answered, the product misbehaved",
-}
+WIDTH = 100
+KEY_HINT = "E2E_OAUTH_SIMULATION_KEY (from the secret store)"
 
 
-def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> list[str]:
+def headline(verdict: Verdict, pytest_exit: int) -> str:
+    outcome = verdict.outcome(pytest_exit)
+    diagnosis = verdict.diagnosis
+    cov = verdict.coverage
+    if verdict.verify:
+        return _fix_headline(verdict.gates, verdict.fix_verdict)
+    if diagnosis.kind == "known_issue":
+        issue = known_issues.get(diagnosis.known_issue)
+        text = issue.headline if issue else "a catalogued issue explains every failure"
+        return f"KNOWN ISSUE {diagnosis.known_issue}: {text}"
+    if diagnosis.kind == "product_defect":
+        categories = sorted(
+            {t.category for t in verdict.failures if t.category and t.category.startswith("product.")}
+        )
+        return (
+            f"PRODUCT DEFECT: the infrastructure answered, the product misbehaved ({', '.join(categories)})"
+        )
+    if diagnosis.kind == "infrastructure":
+        return f"INFRASTRUCTURE, not the product's code: {_infra_cause(verdict.failures)}"
+    if diagnosis.kind == "not_reproduced":
+        return "NOT REPRODUCED: the issue's signature was not seen; staging is not in the state the reproduction looks for (not a defect)"
+    if diagnosis.kind == "suite_error":
+        return "SUITE ERROR: the validation suite itself failed, not staging (see the suite.error failures)"
+    if outcome == "incomplete":
+        return _incomplete(cov)
+    return _healthy(cov)
+
+
+def _fix_headline(gates: Sequence[Gate], fix: str | None) -> str:
+    if fix == "FIXED":
+        return (
+            "FIXED: Issue #1278's success criteria are met: every gate measured and passed ("
+            + ", ".join(f"{g.name} {g.measured}" for g in gates if g.measured is not None)
+            + ")"
+        )
+    failed = [g for g in gates if g.status == "failed"]
+    if failed:
+        return "NOT FIXED: " + "; ".join(f"{g.name}: {first_line(g.detail) or g.measured}" for g in failed)
+    unmeasured = [g for g in gates if g.status == "unmeasured"]
+    return "INCONCLUSIVE: nothing failed, but not measured: " + "; ".join(
+        f"{g.name} ({first_line(g.detail)})" for g in unmeasured
+    )
+
+
+def _names(items: Sequence[Coverage]) -> str:
+    return ", ".join(c.title for c in items)
+
+
+def _healthy(cov: Sequence[Coverage]) -> str:
+    verified = [c for c in cov if c.state == "verified"]
+    unselected = [c for c in cov if c.state == "not_verified"]
+    text = (
+        f"HEALTHY: {_names(verified)} verified" if verified else "HEALTHY: nothing failed, nothing verified"
+    )
+    return text + (f" (not verified: {_names(unselected)})" if unselected else "")
+
+
+def _incomplete(cov: Sequence[Coverage]) -> str:
+    missing = [c for c in cov if c.golden_path and c.state == "not_verified" and c.reason != "not selected"]
+    verified = [c for c in cov if c.state == "verified"]
+    reasons = sorted({c.reason or "" for c in missing})
+    needs_key = any("E2E_OAUTH_SIMULATION_KEY" in r for r in reasons)
+    how = f"; provide {KEY_HINT}" if needs_key else ""
+    done = f"; verified: {_names(verified)}" if verified else ""
+    return f"INCOMPLETE: {_names(missing)} not verified ({'; '.join(reasons)}){how}{done}"
+
+
+def _infra_cause(failures: Sequence[TestResult]) -> str:
+    infra = [t for t in failures if t.category and t.category.startswith("infra.")]
+    if not infra:
+        return "staging's infrastructure failed the run"
+    category, _ = Counter(t.category for t in infra).most_common(1)[0]
+    first = next(t for t in infra if t.category == category)
+    service = f"{first.service}: " if first.service else ""
+    what = DESCRIPTIONS[Category(category)].removeprefix("Infrastructure: ")
+    return f"{service}{what} — {_reason(first.message)}"
+
+
+def _reason(message: str | None, width: int = 160) -> str:
+    text = first_line(message, width=10_000)
+    if text.startswith("[") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> list[str]:
     counts = verdict.counts
     lines = [
         "",
-        "=" * 100,
-        f"DIAGNOSIS {HEADLINES[verdict.diagnosis]}",
+        "=" * WIDTH,
+        f"DIAGNOSIS {headline(verdict, pytest_exit)}",
         (
-            f"outcome {verdict.outcome(exit_status).upper()} | {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['broken']} broken, {counts['skipped']} skipped, {counts['flaky']} flaky | "
-            f"{verdict.duration_s:.1f}s | env {verdict.environment}"
+            f"outcome {verdict.outcome(pytest_exit).upper()} (exit {verdict.exit_status(pytest_exit)}) | "
+            f"{counts['passed']} passed, {counts['failed']} failed, {counts['broken']} broken, "
+            f"{counts['skipped']} skipped, {counts['flaky']} flaky | {verdict.duration_s:.1f}s | "
+            f"env {verdict.environment}"
         ),
+        *([] if verdict.verify else _coverage_lines(verdict.coverage)),
     ]
     groups: dict[str, list[TestResult]] = defaultdict(list)
     for test in verdict.failures:
         groups[test.category or ""].append(test)
     for category in sorted(groups):
-        description = DESCRIPTIONS.get(category, "")  # type: ignore[call-overload]  # StrEnum keys match str
+        description = DESCRIPTIONS.get(Category(category), "") if category else ""
         lines.append(f"  {category} ({len(groups[category])}) {description}")
-        for test in sorted(groups[category], key=lambda t: t.nodeid):
-            known = f" [known {test.known_issue}]" if test.known_issue else ""
-            lines.append(f"    {test.nodeid.split('::')[-1]}{known}: {first_line(test.message)}")
+        lines += _failure_lines(groups[category])
     for test in sorted(verdict.tests, key=lambda t: t.nodeid):
         if test.status == "passed" and test.known_issue:
             lines.append(f"  reproduced {test.known_issue}: {first_line(test.message)}")
@@ -45,22 +132,61 @@ def render_summary(verdict: Verdict, exit_status: int, verdict_path: str) -> lis
             f"  passed after an infrastructure retry ({len(flaky)}): "
             + ", ".join(t.nodeid.split("::")[-1] for t in flaky)
         )
-    if verdict.slo is not None:
-        lines.extend(_verify_lines(verdict.slo))
+    if verdict.verify:
+        lines += gate_lines(verdict.gates)
+        lines.append(f"Issue #1278: {verdict.fix_verdict}")
     lines.append(f"verdict: {verdict_path}")
-    lines.append("=" * 100)
+    lines.append("=" * WIDTH)
     return lines
 
 
+def _failure_lines(tests: Sequence[TestResult]) -> list[str]:
+    """One line per test; tests that failed with the same message (one cause) share one line."""
+    by_message: dict[str, list[TestResult]] = defaultdict(list)
+    for test in sorted(tests, key=lambda t: t.nodeid):
+        by_message[first_line(test.message)].append(test)
+    lines = []
+    for message, group in by_message.items():
+        known = f" [known {group[0].known_issue}]" if group[0].known_issue else ""
+        names = [t.nodeid.split("::")[-1] for t in group]
+        if len(group) == 1:
+            lines.append(f"    {names[0]}{known}: {message}")
+        else:
+            lines.append(f"    {len(group)} tests{known}: {message}")
+            lines.append(f"      {', '.join(names)}")
+    return lines
+
+
+def _coverage_lines(cov: Sequence[Coverage]) -> list[str]:
+    verified = [c.title + (f" ({c.reason})" if c.reason else "") for c in cov if c.state == "verified"]
+    failed = [c.title for c in cov if c.state == "failed"]
+    missing = [f"{c.title} — {c.reason}" for c in cov if c.state == "not_verified"]
+    lines = [f"  verified: {', '.join(verified) or 'nothing'}"]
+    if failed:
+        lines.append(f"  failed: {', '.join(failed)}")
+    if missing:
+        lines.append(f"  not verified: {'; '.join(missing)}")
+    return lines
+
+
+def gate_lines(gates: Sequence[Gate]) -> list[str]:
+    """The gates as a small table: status, gate, measured, threshold, detail."""
+    rows = [("gate", "status", "measured", "threshold")]
+    rows += [(g.name, g.status.upper(), _fmt(g.measured), g.threshold or "") for g in gates]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+    lines = ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    lines += [f"    {g.name}: {first_line(g.detail)}" for g in gates if g.detail and g.status != "passed"]
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def first_line(message: str | None, width: int = 220) -> str:
-    text = (message or "").strip().splitlines()[0] if message else ""
+    text = (message or "").strip().splitlines()[0] if message and message.strip() else ""
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _verify_lines(slo: dict[str, object]) -> list[str]:
-    figures = ", ".join(f"{k}={v}" for k, v in slo.items() if k not in ("fixed", "reasons"))
-    lines = [f"  measured: {figures}"] if figures else []
-    if slo.get("fixed"):
-        return [*lines, "Issue #1278: FIXED"]
-    reasons = [str(r) for r in slo.get("reasons") or []]  # type: ignore[attr-defined]
-    return [*lines, "Issue #1278: NOT FIXED", *(f"  - {first_line(r)}" for r in reasons)]

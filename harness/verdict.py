@@ -1,4 +1,14 @@
-"""The run's verdict: per-test results in, one diagnosis out (reports/verdict.json is a contract)."""
+"""The run's verdict: per-test results in; outcome, diagnosis, coverage and (for verify-fix) gates out.
+
+reports/verdict.json is a contract (schema below in the README). Outcomes and exit statuses:
+
+| outcome        | exit | when                                                                        |
+|----------------|------|-----------------------------------------------------------------------------|
+| `passed`       | 0    | nothing failed, and every golden-path step the selection included was verified |
+| `failed`       | 1    | a test failed (or pytest's own status: 2 interrupted, 4 usage error, 5 no tests) |
+| `incomplete`   | 6    | nothing failed, but a selected golden-path step could not run (e.g. no bypass key) |
+| `inconclusive` | 7    | verify-fix: no gate failed, but some could not be measured                   |
+"""
 
 from __future__ import annotations
 
@@ -8,13 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.taxonomy import Category
+from harness import coverage, gates
+from harness.diagnosis import Diagnosis, diagnose
 
-SCHEMA_VERSION = 1
-ISSUE_1278 = "issue-1278"
+SCHEMA_VERSION = 2
+EXIT_INCOMPLETE = 6
+EXIT_INCONCLUSIVE = 7
 
 Status = Literal["passed", "failed", "broken", "skipped"]
-Diagnosis = Literal["healthy", "issue_1278", "infrastructure", "product_defect"]
+Outcome = Literal["passed", "failed", "incomplete", "inconclusive"]
+_FIX_OUTCOMES: dict[str, Outcome] = {"FIXED": "passed", "NOT FIXED": "failed", "INCONCLUSIVE": "inconclusive"}
 
 
 @dataclass
@@ -24,12 +37,19 @@ class TestResult:
     nodeid: str
     markers: list[str]
     status: Status
+    title: str | None = None
+    capabilities: list[str] = field(default_factory=list)
     category: str | None = None
+    kind: str | None = None
     known_issue: str | None = None
+    service: str | None = None
+    side_endpoint: bool = False
     attempts: int = 1
     flaky: bool = False
     duration_s: float = 0.0
     message: str | None = None
+    gate: str | None = None
+    gate_figures: dict[str, Any] | None = None
 
 
 @dataclass
@@ -39,7 +59,9 @@ class Verdict:
     started_at: str
     duration_s: float
     tests: list[TestResult] = field(default_factory=list)
-    slo: dict[str, Any] | None = None
+    selected: list[TestResult] = field(default_factory=list)  # selected but never reported (not reached)
+    verify: bool = False  # a post-fix verification run: the gates decide
+    measurements: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -58,60 +80,71 @@ class Verdict:
 
     @property
     def diagnosis(self) -> Diagnosis:
-        """#1278 signature first, then any infrastructure category, then any product category.
+        return diagnose(self.tests)
 
-        Only failures and passed reproduction tests count: a transient failure that a retry
-        overcame left no failure behind, so it cannot tip the diagnosis.
-        """
-        failures = self.failures
-        # known_issue is set on a failure whose evidence matches a signature, and on a passed
-        # reproduction test that saw the signature; never on a retried-then-passed test.
-        if any(t.known_issue == ISSUE_1278 for t in self.tests if t.status != "skipped"):
-            return "issue_1278"
-        categories = [Category(t.category) for t in failures if t.category]
-        if any(c.is_infra for c in categories):
-            return "infrastructure"
-        if categories:
-            return "product_defect"
-        return "healthy"
+    @property
+    def coverage(self) -> list[coverage.Coverage]:
+        outcomes = [coverage.TestOutcome(tuple(t.capabilities), t.status, t.message) for t in self.tests]
+        outcomes += [coverage.TestOutcome(tuple(t.capabilities), "not_reached") for t in self.selected]
+        return coverage.compute(outcomes)
 
-    def fix_verdict(self) -> tuple[bool, list[str]]:
-        """Issue #1278 is fixed only if every verification passed, none needed a retry, and some ran."""
-        reasons = [
-            f"{t.nodeid.split('::')[-1]}: {(t.message or '').splitlines()[0] if t.message else t.status}"
-            for t in self.failures
-        ]
-        reasons += [
-            f"{t.nodeid.split('::')[-1]}: passed only after an infrastructure retry"
-            for t in self.tests
-            if t.flaky
-        ]
-        if not any(t.status == "passed" for t in self.tests):
-            reasons.append("no verification test passed")
-        return not reasons, reasons
+    @property
+    def incomplete(self) -> list[coverage.Coverage]:
+        return coverage.incomplete(self.coverage)
 
-    def outcome(self, exit_status: int) -> Literal["passed", "failed"]:
-        return "passed" if exit_status == 0 else "failed"
+    @property
+    def gates(self) -> list[gates.Gate]:
+        return gates.evaluate(self.tests) if self.verify else []
 
-    def to_json(self, exit_status: int) -> dict[str, Any]:
-        tests = [asdict(t) for t in sorted(self.tests, key=lambda t: t.nodeid)]
+    @property
+    def fix_verdict(self) -> gates.Verdict | None:
+        return gates.verdict(self.gates) if self.verify else None
+
+    def outcome(self, pytest_exit: int) -> Outcome:
+        if self.verify and pytest_exit in (0, 1):
+            return _FIX_OUTCOMES[gates.verdict(self.gates)]
+        if pytest_exit != 0:
+            return "failed"
+        return "incomplete" if self.incomplete else "passed"
+
+    def exit_status(self, pytest_exit: int) -> int:
+        """The process's exit status: the outcome's, or pytest's own when it says more."""
+        outcome = self.outcome(pytest_exit)
+        if outcome == "passed":
+            return 0
+        if outcome == "incomplete":
+            return EXIT_INCOMPLETE
+        if outcome == "inconclusive":
+            return EXIT_INCONCLUSIVE
+        return pytest_exit or 1
+
+    def to_json(self, pytest_exit: int, headline: str) -> dict[str, Any]:
+        diagnosis = self.diagnosis
         body: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "environment": self.environment,
             "targets": self.targets,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
-            "outcome": self.outcome(exit_status),
-            "diagnosis": self.diagnosis,
+            "outcome": self.outcome(pytest_exit),
+            "exit_status": self.exit_status(pytest_exit),
+            "diagnosis": diagnosis.kind,
+            "known_issue": diagnosis.known_issue,
+            "headline": headline,
             "counts": self.counts,
-            "tests": tests,
+            "coverage": [c.to_dict() for c in self.coverage],
+            "tests": [asdict(t) for t in sorted(self.tests, key=lambda t: t.nodeid)],
         }
-        if self.slo is not None:
-            body["slo"] = self.slo
+        if self.verify:
+            body["slo"] = {
+                "verdict": self.fix_verdict,
+                "gates": [g.to_dict() for g in self.gates],
+                "measurements": self.measurements,
+            }
         return body
 
-    def write(self, path: Path, exit_status: int) -> None:
+    def write(self, path: Path, pytest_exit: int, headline: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(exit_status), indent=2) + "\n")
+        tmp.write_text(json.dumps(self.to_json(pytest_exit, headline), indent=2, default=str) + "\n")
         tmp.replace(path)

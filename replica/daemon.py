@@ -347,7 +347,27 @@ async def _main(args: argparse.Namespace) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.stop_event.set)
-    await runtime.run()
+    watch = asyncio.create_task(_stop_when_gone(args.owner_pid, runtime.stop_event)) if args.owner_pid else None
+    try:
+        await runtime.run()
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+async def _stop_when_gone(owner_pid: int, stop: asyncio.Event, every_s: float = 1.0) -> None:
+    """A replica started for a run stops when that run's process is gone, however it ended
+    (a SIGKILL, a CI timeout): it never outlives its owner as an orphan holding ports and PostgreSQL."""
+    while not stop.is_set():
+        try:
+            os.kill(owner_pid, 0)
+        except ProcessLookupError:
+            log.warning("owner process %d is gone: stopping the replica", owner_pid)
+            stop.set()
+            return
+        except PermissionError:
+            pass  # alive, owned by someone else
+        await asyncio.sleep(every_s)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backoff-max", type=float, default=4.0)
     parser.add_argument("--instances", type=int, help="backend instances (default: the scenario's)")
     parser.add_argument("--profile", choices=PROFILES, help="protocol era; wins over the scenario's")
+    parser.add_argument("--owner-pid", type=int, help="stop when this process is gone (a test run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_main(args))

@@ -53,9 +53,11 @@ class ReplicaHandle:
         timeout_s: float = 30.0,
         instances: int | None = None,
         profile: str | None = None,
+        owner_pid: int | None = None,
     ) -> ReplicaHandle:
         """Spawn the daemon detached and return once it serves (and, if expected, the backend is healthy,
-        and the scenario's database fault for a running service is in place)."""
+        and the scenario's database fault for a running service is in place). With `owner_pid` the
+        replica stops by itself when that process is gone."""
         run_dir = run_dir.resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         existing = read_state(run_dir)
@@ -72,6 +74,8 @@ class ReplicaHandle:
             argv += ["--instances", str(instances)]
         if profile is not None:
             argv += ["--profile", profile]
+        if owner_pid is not None:
+            argv += ["--owner-pid", str(owner_pid)]
         log = open(run_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
             argv,

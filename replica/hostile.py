@@ -25,7 +25,7 @@ Modes (the backend's HTTP paths misbehave in the first group, the chat socket in
     invalid-utf8                 200 application/json, bytes that are not UTF-8
     huge-body                    200 application/json, 10 MB
     slow-drip                    headers at once, then one body byte per second
-    huge-retry-after             503 JSON with Retry-After: 86400
+    huge-retry-after             a gateway's 503 maintenance page (text) with Retry-After: 86400
     ws-close-after-upgrade       upgrade accepted, then closed 1011 before any frame
     ws-garbage-frames            connection_established, then non-JSON frames, then silence
     ws-out-of-order              the five agent events in the wrong order
@@ -169,9 +169,9 @@ def _hostile_http(mode: str, path: str) -> Response | None:
         return Response(HUGE_BODY, media_type="application/json")
     if mode == "slow-drip":
         return StreamingResponse(_drip(), media_type="application/json")
-    if mode == "huge-retry-after":
-        body = {"status": "unavailable", "message": "Scheduled maintenance, come back tomorrow"}
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    if mode == "huge-retry-after":  # a gateway's maintenance page (not the service's JSON), retry tomorrow
+        body = b"Service Unavailable: scheduled maintenance, come back tomorrow"
+        return Response(body, status_code=503, media_type="text/plain", headers={"Retry-After": str(RETRY_AFTER_S)})
     return None
 
 

@@ -12,6 +12,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,19 @@ def _run_as() -> str | None:
 
 @dataclass
 class PostgresServer:
-    """One postgres process on 127.0.0.1:port, its data directory under `root`."""
+    """One postgres process on 127.0.0.1:port, its data directory under `root`.
+
+    As root, postgres runs as an unprivileged user who must reach its data directory; a directory
+    inside another's private tree (pytest's /tmp/pytest-of-root is chmod 0700 again by every new
+    pytest session, a repository under /root) cannot promise that for the server's whole life. Then
+    the data lives in a private directory of its own under the system temp dir, removed on `stop`.
+    """
 
     root: Path
     port: int = 0
     max_connections: int = 50
     process: subprocess.Popen[bytes] | None = None
+    _own_root: bool = False
 
     @property
     def url(self) -> str:
@@ -64,6 +72,9 @@ class PostgresServer:
 
     def start(self, timeout_s: float = 20.0) -> None:
         user = _run_as()
+        if user and not self._own_root:
+            self.root = Path(tempfile.mkdtemp(prefix="replica-pg-"))
+            self._own_root = True
         data = self.root / "pgdata"
         sockets = self.root / "sockets"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -130,6 +141,8 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _identity(user: str | None) -> dict[str, object]:

@@ -7,11 +7,16 @@ from collections.abc import Iterator
 import allure
 import pytest
 
-from harness.pytest_plugin import settings_of
+from harness.errors import E2EFailure
+from harness.pytest_plugin import suite_of
 from harness.settings import Settings
-from harness.staging import Login, Staging
+from harness.staging import Login, SocketControl, Staging
 
 LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
+NO_KEY = (
+    "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target "
+    "(take the key from the secret store)"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,18 +32,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def settings(pytestconfig: pytest.Config) -> Settings:
-    return settings_of(pytestconfig)
+    return suite_of(pytestconfig).settings
 
 
 @pytest.fixture(scope="session")
-def staging(settings: Settings) -> Staging:
-    return Staging(settings)
+def staging(pytestconfig: pytest.Config) -> Staging:
+    return suite_of(pytestconfig).staging
 
 
 @pytest.fixture(scope="session")  # one login per run (per xdist worker): kinder to the auth service
 def login(staging: Staging, settings: Settings) -> Iterator[Login]:
     """Precondition of every authenticated check: the bypass login works."""
     if not settings.oauth_simulation_key:
-        pytest.skip("E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target")
+        pytest.skip(NO_KEY)
     with allure.step("login through POST /auth/e2e/test-auth"):
         yield staging.login()
+
+
+@pytest.fixture(scope="session")
+def socket_control(staging: Staging, login: Login) -> SocketControl:
+    with allure.step("control: open a chat socket with the logged-in user's token"):
+        try:
+            return SocketControl(staging.welcome(login.access_token), None)
+        except E2EFailure as failure:
+            return SocketControl(None, failure)

@@ -578,6 +578,18 @@ def test_stop_leaves_no_process(tmp_path: Path) -> None:
         assert still_alive(pids) == {}
 
 
+def test_a_replica_stops_by_itself_when_its_owner_process_is_gone(tmp_path: Path) -> None:
+    """A test run killed outright (a CI timeout) must not leave its replica running."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        handle = ReplicaHandle.start("healthy", tmp_path / "replica", owner_pid=owner.pid)
+        pids = replica_pids(handle)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert still_alive(pids) == {}
+
+
 def test_cli_down_leaves_no_process(tmp_path: Path) -> None:
     with running(tmp_path, "healthy") as handle:
         pids = replica_pids(handle)

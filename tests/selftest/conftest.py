@@ -22,7 +22,6 @@ from replica.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "tests/e2e_staging"
-E2E_SELECTION = "not issue_1278 and not verify_fix"  # what make e2e-staging selects
 # A JWT (header and payload both JSON objects), and a bearer credential that is not the mask.
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 BEARER_UNMASKED = re.compile(r"(?i)\bbearer\s+(?!\*\*\*REDACTED\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
@@ -69,14 +68,15 @@ class SuiteRun:
 def run_suite(
     reports: Path,
     scenario: str,
-    markers: str = E2E_SELECTION,
+    markers: str | None = None,
     *,
     extra_env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     timeout_s: float = 240,
     expect_verdict: bool = True,
 ) -> SuiteRun:
-    """`pytest tests/e2e_staging` in a clean E2E environment, E2E_ENV=local, the given scenario.
+    """`pytest tests/e2e_staging` in a clean E2E environment, E2E_ENV=local, the given scenario;
+    `markers` None is the suite's default selection (what `make e2e-staging` runs).
 
     `expect_verdict=False` is for runs that must stop before writing one (the verdict is then {}).
     """
@@ -85,7 +85,7 @@ def run_suite(
     reports.mkdir(parents=True, exist_ok=True)
     verdict_path = reports / "verdict.json"
     argv = [
-        sys.executable, "-m", "pytest", SUITE, "-m", markers, "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", SUITE, *(["-m", markers] if markers else []), "-p", "no:cacheprovider",
         "--verdict", str(verdict_path), "--alluredir", str(reports / "allure-results"),
         "--junitxml", str(reports / "junit.xml"), *(extra_args or []),
     ]  # fmt: skip
@@ -103,7 +103,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     """Run the suite once per (scenario, selection, env) and share the run between self-tests."""
     runs: dict[str, SuiteRun] = {}
 
-    def _run(scenario: str, markers: str = E2E_SELECTION, **kwargs: Any) -> SuiteRun:
+    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteRun:
         key = json.dumps([scenario, markers, kwargs], sort_keys=True)
         if key not in runs:
             runs[key] = run_suite(tmp_path_factory.mktemp(scenario) / "reports", scenario, markers, **kwargs)
@@ -117,7 +117,7 @@ def fresh_suite(tmp_path: Path):  # type: ignore[no-untyped-def]
     """`run_suite` into a new reports dir on every call: for runs that must be neither shared nor cached."""
     calls = itertools.count(1)
 
-    def _run(scenario: str, markers: str = E2E_SELECTION, **kwargs: Any) -> SuiteRun:
+    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteRun:
         return run_suite(tmp_path / f"run-{next(calls)}" / "reports", scenario, markers, **kwargs)
 
     return _run

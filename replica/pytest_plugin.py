@@ -1,0 +1,158 @@
+"""The replica as a pytest plugin: for an E2E_ENV=local run of the staging suite it starts the local
+replica of staging, hands its targets to the harness (`pytest_e2e_provide_targets`), schedules the
+local "fix" of the verify-fix story, and stops everything when the run ends.
+
+The root conftest loads it only for E2E_ENV=local; the harness never imports the replica. Its knobs
+are the replica's own (not the suite's settings): REPLICA_SCENARIO, REPLICA_PROFILE,
+REPLICA_INSTANCES, E2E_LOCAL_FIX_AFTER_S (seconds, or `never`), E2E_KEEP_REPLICA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from replica.handle import ReplicaError, ReplicaHandle
+
+if TYPE_CHECKING:
+    from harness.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ReplicaChoice:
+    """What to start, from the environment (validated: a typo must not silently run `healthy`)."""
+
+    scenario: str
+    profile: str | None
+    instances: int | None
+    fix_after_s: float | None  # the verify-fix story: "the infrastructure team fixed it" after this
+    keep: bool
+
+    @classmethod
+    def from_env(cls) -> ReplicaChoice:
+        from replica import scenarios
+        from replica.config import PROFILES
+
+        scenario = os.environ.get("REPLICA_SCENARIO") or "healthy"
+        profile = os.environ.get("REPLICA_PROFILE") or None
+        try:
+            scenarios.get(scenario)
+        except ValueError as exc:
+            raise pytest.UsageError(f"REPLICA_SCENARIO: {exc}") from None
+        if profile is not None and profile not in PROFILES:
+            raise pytest.UsageError(f"REPLICA_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
+        return cls(
+            scenario=scenario,
+            profile=profile,
+            instances=_positive_int("REPLICA_INSTANCES"),
+            fix_after_s=_fix_after(),
+            keep=bool(os.environ.get("E2E_KEEP_REPLICA")),
+        )
+
+
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"{name}={raw!r} must be a whole number of at least 1")
+    return int(raw)
+
+
+def _fix_after() -> float | None:
+    raw = os.environ.get("E2E_LOCAL_FIX_AFTER_S")
+    if not raw or raw == "never":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"E2E_LOCAL_FIX_AFTER_S={raw!r} must be seconds or `never`") from None
+    if value < 0:
+        raise pytest.UsageError(f"E2E_LOCAL_FIX_AFTER_S={raw!r} must be zero or more")
+    return value
+
+
+class LocalReplica:
+    """The replica one run started, and how it was chosen."""
+
+    def __init__(self, handle: ReplicaHandle, choice: ReplicaChoice) -> None:
+        self.handle = handle
+        self.choice = choice
+
+    def schedule_fix(self, after_s: float) -> datetime:
+        """Clear the replica's faults after `after_s`; return when: the start of the post-fix window."""
+        timer = threading.Timer(after_s, self.handle.fix)
+        timer.daemon = True
+        timer.start()
+        return datetime.now(UTC) + timedelta(seconds=after_s)
+
+    def header(self) -> str:
+        choice = self.choice
+        fix = "never" if choice.fix_after_s is None else f"{choice.fix_after_s:g}s"
+        return (
+            f"local replica: scenario {choice.scenario}, profile {choice.profile or 'default'}, "
+            f"instances {choice.instances or 'default'}, fix after {fix} ({self.handle.run_dir})"
+        )
+
+    def stop(self) -> None:
+        self.handle.stop()
+        if not self.choice.keep:  # its PostgreSQL data is tens of MB per run
+            shutil.rmtree(self.handle.run_dir, ignore_errors=True)
+
+
+REPLICA_KEY = pytest.StashKey[LocalReplica]()
+
+
+@pytest.hookimpl
+def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Settings | None:
+    """Start the replica for a local run without targets; its URLs, key and startup evidence."""
+    if settings.env != "local" or settings.has_targets:
+        return None
+    choice = ReplicaChoice.from_env()
+    key = settings.oauth_simulation_key or secrets.token_urlsafe(24)
+    jwt_secret = settings.jwt_secret or secrets.token_urlsafe(32)
+    run_dir = ROOT / ".replica" / f"suite-{os.getpid()}"
+    started = datetime.now(UTC)
+    try:
+        handle = ReplicaHandle.start(
+            choice.scenario,
+            run_dir,
+            env={"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_JWT_SECRET": jwt_secret},
+            instances=choice.instances,
+            profile=choice.profile,
+            owner_pid=os.getpid(),  # a run killed outright (a CI timeout) leaves no replica behind
+        )
+    except (ReplicaError, ValueError) as exc:  # the local tooling failed, not the target: no verdict
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise pytest.UsageError(f"the local replica did not start: {exc}") from None
+    replica = config.stash[REPLICA_KEY] = LocalReplica(handle, choice)
+    since = started if choice.fix_after_s is None else replica.schedule_fix(choice.fix_after_s)
+    local = settings.with_targets(handle.backend_url, handle.auth_url, handle.ws_url)
+    startup = settings.startup
+    logs = handle.state.get("cloud_logging_path")
+    if startup.source is None and logs:  # the replica writes its startups as Cloud Logging returns them
+        startup = dataclasses.replace(startup, source=f"file:{logs}", since=startup.since or since)
+    return dataclasses.replace(local, oauth_simulation_key=key, jwt_secret=jwt_secret, startup=startup)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    replica = config.stash.get(REPLICA_KEY, None)
+    return [replica.header()] if replica else []
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    replica = config.stash.get(REPLICA_KEY, None)
+    if replica is not None:
+        replica.stop()
+        del config.stash[REPLICA_KEY]
