@@ -1,399 +1,851 @@
-"""The decision table: every taxonomy row is reached from a realistic exchange.
+"""The one decision table (`harness.classify.RULES`), reached through its live entry points.
 
-Responses are real httpx responses produced by `httpx.MockTransport` and read through HttpProbe,
-so the classifier sees exactly the evidence a staging run would produce.
+Evidence is built by hand in the shapes `harness.http` and `harness.ws` record (no sockets), with
+the bodies and frames the real staging sends (docs: real-protocol.md). Every row of the table is
+reached by a case below with its category and kind; a new row without a case fails
+`test_every_rule_is_reached_by_a_case`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
+from contract.frames import flatten
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE
-from harness import record
 from harness.classify import (
+    RULES,
     Expect,
-    check_http,
+    Observation,
+    Outcome,
     classify_http,
-    classify_ws_close,
-    classify_ws_handshake,
+    classify_ws,
+    dependency_down,
+    error_code,
+    finding,
+    says_config_missing,
+    says_starting,
 )
-from harness.errors import InfraFailure, ProductFailure
-from harness.evidence import HttpEvidence
-from harness.http import probe
-from harness.redact import register
+from harness.evidence import HttpEvidence, Transport, WsEvidence
 from harness.taxonomy import Category
 
 pytestmark = pytest.mark.unit
 
-HEALTH = Expect(service=BACKEND_SERVICE, keys=("status",))
+BACKEND = "https://api.staging.netrasystems.ai"
+AUTH = "https://auth.staging.netrasystems.ai"
+WS_URL = "wss://api.staging.netrasystems.ai/ws"
+
+BACKEND_HEALTH = Expect(target="backend", service=BACKEND_SERVICE, keys=("status",))
+AUTH_HEALTH = Expect(target="auth", service=AUTH_SERVICE, keys=("status",))
+LOGIN = Expect(target="auth", auth_endpoint=True, keys=("access_token",))
+API = Expect(target="backend")
+
+# Google's front end / Cloud Run while the backend starts or after it crashed (#1278).
 GFE_503 = (
-    b"<!DOCTYPE html><html lang=en><title>Error 503 (Server Error)!!1</title>"
-    b"<p>The server encountered a temporary error and could not complete your request.</p></html>"
+    "<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error 503 (Server Error)!!1</title>"
+    "<p><b>503.</b> <ins>That's an error.</ins><p>The server encountered a temporary error and could "
+    "not complete your request.<p>Please try again in 30 seconds. <ins>That's all we know.</ins></html>"
 )
+STACK = ["Traceback (most recent call last):", '  File "thread_service.py", line 88, in get_thread']
+
+# The backend's own error envelope (routes/utils/error_handlers.py), with staging's debug fields.
+DB_UNAVAILABLE_503 = {
+    "error": True,
+    "error_code": "SERVICE_UNAVAILABLE",
+    "message": "Database unavailable",
+    "user_message": "The service is temporarily unavailable. Please try again in a few moments.",
+    "details": {"status_code": 503},
+    "trace_id": "0f3c",
+    "request_id": "req_1",
+    "timestamp": "2025-09-18T10:00:00Z",
+    "stack_trace": STACK,
+}
+THREAD_NOT_FOUND_404 = {
+    "error": True,
+    "error_code": "DB_RECORD_NOT_FOUND",
+    "message": "Thread not found",
+    "user_message": "The requested item could not be found.",
+    "details": {"status_code": 404},
+    "trace_id": "0f3d",
+    "request_id": "req_2",
+    "timestamp": "2025-09-18T10:00:01Z",
+    "line_number": 88,
+    "source_file": "thread_service.py",
+    "stack_trace": STACK,
+}
+QUERY_FAILED_500 = {
+    "error": True,
+    "error_code": "INTERNAL_ERROR",
+    "message": "Database query failed while saving the message",
+    "user_message": "An unexpected error occurred. Please try again later.",
+    "details": {"status_code": 500},
+    "stack_trace": STACK,
+}
+WS_HEALTH_NOT_READY_503 = {
+    "error": "service_not_ready",
+    "message": "WebSocket service is not ready. Enhanced uvicorn compatibility check failed.",
+    "details": {"state": "uvicorn_compatibility_failed", "failed_services": [], "environment": "staging"},
+}
+STARTING_503 = {
+    "status": "unhealthy",
+    "message": "Startup in progress",
+    "startup_in_progress": True,
+    "startup_complete": False,
+}
+
+# Frames as the real server sends them.
+MAIN_MODE_ERROR = {  # aebb16f as shipped: right after the upgrade, then close 1011 "main mode error"
+    "type": "error_message",
+    "data": {
+        "error_code": "CONNECTION_ERROR",
+        "error_message": "WebSocket main mode failed: maximum recursion depth exceeded",
+        "details": {"error_type": "RecursionError"},
+    },
+    "timestamp": 1758189600.0,
+}
+AGENT_DB_DOWN = {
+    "type": "agent_error",
+    "run_id": "run_1",
+    "data": {
+        "status": "error",
+        "error_code": "SERVICE_UNAVAILABLE",
+        "error_message": "Database unavailable",
+        "error_context": "ConnectionRefusedError",
+        "message": "Agent failed",
+    },
+}
+AGENT_FAILED = {
+    "type": "error_message",
+    "error_code": "INTERNAL_ERROR",
+    "error_message": "Agent execution failed",
+    "details": {"error_type": "RuntimeError"},
+}
+AUTH_FAILED = {
+    "type": "error_message",
+    "error_code": "AUTH_FAILED",
+    "error_message": "Authentication failed",
+    "details": {"error_type": "AuthenticationError"},
+}
+
+EXCLUDED_CATEGORIES = {  # raised by tests and plugins, not by the table
+    Category.REPRO_NOT_REPRODUCED,
+    Category.SUITE_ERROR,
+    Category.PRODUCT_SLO,
+}
 
 
-def respond(
-    status: int,
-    body: bytes | str | dict[str, Any] | None = None,
-    content_type: str | None = None,
+# -- evidence as the harness records it -----------------------------------------------------------
+
+
+def http(
+    status: int | None,
+    body: Mapping[str, Any] | list[Any] | str = "",
     *,
     path: str = "/health",
-    host: str = "backend.test",
-    body_limit: int | None = None,
+    base: str = BACKEND,
+    content_type: str | None = None,
+    **fields: Any,
 ) -> HttpEvidence:
-    """Evidence of one real httpx exchange answered by a mock transport."""
-    if isinstance(body, dict):
-        body, content_type = json.dumps(body).encode(), content_type or "application/json"
-    content = body.encode() if isinstance(body, str) else (body or b"")
-    headers = {"content-type": content_type} if content_type else {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=content, headers=headers)
-
-    kwargs: dict[str, Any] = {"body_limit": body_limit} if body_limit else {}
-    return probe("GET", f"http://{host}{path}", transport=httpx.MockTransport(handler), **kwargs)
-
-
-def failing(exc: Exception) -> HttpEvidence:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
-
-    return probe("GET", "http://backend.test/health", transport=httpx.MockTransport(handler))
-
-
-def category(ev: HttpEvidence, expect: Expect = HEALTH) -> Category | None:
-    return classify_http(ev, expect).category
-
-
-# --- no response ------------------------------------------------------------------------------
-
-
-def test_no_response_within_the_deadline_is_infra_timeout() -> None:
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
-        return httpx.Response(200)
-
-    ev = probe("GET", "http://backend.test/health", transport=httpx.MockTransport(hang), deadline_s=0.05)
-    assert category(ev) is Category.INFRA_TIMEOUT
-
-
-def test_httpx_connect_timeout_is_infra_timeout() -> None:
-    assert category(failing(httpx.ConnectTimeout("timed out"))) is Category.INFRA_TIMEOUT
-
-
-def test_connection_refused_is_infra_unreachable() -> None:
-    assert (
-        category(failing(httpx.ConnectError("[Errno 111] Connection refused"))) is Category.INFRA_UNREACHABLE
-    )
-
-
-def test_dns_failure_is_infra_unreachable() -> None:
-    ev = failing(httpx.ConnectError("[Errno -2] Name or service not known"))
-    assert category(ev) is Category.INFRA_UNREACHABLE
-
-
-def test_body_deadline_after_headers_is_infra_timeout() -> None:
-    ev = HttpEvidence(
-        "GET", "http://backend.test/health", status=200, timed_out=True, error_type="DeadlineExceeded"
-    )
-    assert category(ev) is Category.INFRA_TIMEOUT
-
-
-def test_connection_lost_mid_body_is_infra_unreachable() -> None:
-    ev = HttpEvidence(
-        "GET", "http://backend.test/health", status=200, error_type="RemoteProtocolError", error="x"
-    )
-    assert category(ev) is Category.INFRA_UNREACHABLE
-
-
-# --- gateway pages ----------------------------------------------------------------------------
-
-
-def test_gfe_html_503_is_infra_gateway() -> None:
-    assert category(respond(503, GFE_503, "text/html; charset=UTF-8")) is Category.INFRA_GATEWAY
-
-
-def test_json_typed_503_with_html_body_is_infra_gateway() -> None:
-    assert category(respond(503, GFE_503, "application/json")) is Category.INFRA_GATEWAY
-
-
-def test_empty_503_is_infra_gateway() -> None:
-    assert category(respond(503)) is Category.INFRA_GATEWAY
-
-
-def test_invalid_utf8_json_503_is_infra_gateway() -> None:
-    assert category(respond(503, b'{"status": "\xff\xfe"}', "application/json")) is Category.INFRA_GATEWAY
-
-
-def test_envoy_text_502_is_infra_gateway() -> None:
-    ev = respond(502, "upstream connect error or disconnect/reset before headers", "text/plain")
-    assert category(ev) is Category.INFRA_GATEWAY
-
-
-def test_cloud_run_no_instance_429_is_infra_gateway() -> None:
-    ev = respond(429, "The request was aborted because there was no available instance.", "text/plain")
-    assert category(ev) is Category.INFRA_GATEWAY
-
-
-def test_gateway_504_is_infra_gateway() -> None:
-    assert category(respond(504, "upstream request timeout", "text/plain")) is Category.INFRA_GATEWAY
-
-
-def test_shutdown_json_503_is_infra_gateway() -> None:
-    body = {"error": "Service Unavailable", "message": "Service is shutting down gracefully"}
-    assert category(respond(503, body)) is Category.INFRA_GATEWAY
-
-
-# --- the service's own 503 --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"status": "unhealthy", "message": "Startup in progress", "startup_in_progress": True},
-        {"status": "unhealthy", "message": "Startup failed: database timeout", "startup_failed": True},
-        {"status": "unhealthy", "message": "Startup not complete", "startup_complete": False},
-        {"status": "unhealthy", "message": "Startup state unknown", "startup_complete": None},
-        {"status": "unhealthy", "message": "Startup in progress - not ready"},
-    ],
-    ids=["in-progress", "failed", "not-complete", "unknown", "message-only"],
-)
-def test_startup_json_503_is_infra_starting(body: dict[str, Any]) -> None:
-    assert category(respond(503, body)) is Category.INFRA_STARTING
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"detail": "Database unavailable"},
-        {"status": "unhealthy", "service": "auth-service", "reason": "Database connectivity failed"},
-        {"status": "unhealthy", "connected": False},
-        {"status": "not_ready", "reason": "redis ping failed"},
-        {
-            "error": "not_ready",
-            "message": "WebSocket service is not ready",
-            "details": {"failed_services": ["redis"]},
-        },
-    ],
-    ids=["database-unavailable", "auth-db-reason", "connected-false", "redis-reason", "ws-failed-services"],
-)
-def test_dependency_json_503_is_infra_dependency(body: dict[str, Any]) -> None:
-    assert category(respond(503, body, path="/health/database")) is Category.INFRA_DEPENDENCY
-
-
-# --- product statuses -------------------------------------------------------------------------
-
-
-def test_500_is_product_http() -> None:
-    assert category(respond(500, {"error": True, "error_code": "INTERNAL_ERROR"})) is Category.PRODUCT_HTTP
-
-
-def test_500_html_is_product_http_not_gateway() -> None:
-    assert category(respond(500, "<html>Internal Server Error</html>", "text/html")) is Category.PRODUCT_HTTP
-
-
-def test_404_is_product_http() -> None:
-    assert category(respond(404, {"detail": "Not Found"}, path="/api/health")) is Category.PRODUCT_HTTP
-
-
-def test_401_on_auth_endpoint_is_product_auth() -> None:
-    expect = Expect(service=AUTH_SERVICE, auth_endpoint=True)
-    ev = respond(401, {"detail": "Invalid E2E bypass key"}, path="/auth/e2e/test-auth", host="auth.test")
-    assert category(ev, expect) is Category.PRODUCT_AUTH
-
-
-def test_401_elsewhere_is_product_http() -> None:
-    assert (
-        category(respond(401, {"detail": "Not authenticated"}, path="/api/threads")) is Category.PRODUCT_HTTP
-    )
-
-
-# --- contract ---------------------------------------------------------------------------------
-
-
-def test_html_200_on_health_path_is_product_contract() -> None:
-    ev = respond(200, "<!DOCTYPE html><html><body>Netra</body></html>", "text/html")
-    assert category(ev, Expect(json=False)) is Category.PRODUCT_CONTRACT
-
-
-def test_frontend_health_answering_is_product_contract() -> None:
-    ev = respond(200, {"status": "degraded", "service": "frontend"})
-    assert category(ev) is Category.PRODUCT_CONTRACT
-
-
-def test_frontend_answer_reason_names_the_frontend() -> None:
-    ev = respond(200, {"status": "degraded", "service": "frontend"})
-    assert "the frontend answered" in classify_http(ev, HEALTH).reason
-
-
-def test_text_body_on_json_endpoint_is_product_contract() -> None:
-    assert category(respond(200, "ok", "text/plain", path="/api/threads")) is Category.PRODUCT_CONTRACT
-
-
-def test_unparsable_json_200_is_product_contract() -> None:
-    assert category(respond(200, b'{"status": "ok\xff"}', "application/json")) is Category.PRODUCT_CONTRACT
-
-
-def test_missing_keys_is_product_contract() -> None:
-    ev = respond(200, {"service": BACKEND_SERVICE})
-    assert category(ev) is Category.PRODUCT_CONTRACT
-
-
-def test_json_list_where_object_expected_is_product_contract() -> None:
-    ev = probe(
+    """One exchange: the snippet always; `json` only for a complete JSON body (as harness.http)."""
+    if isinstance(body, str):
+        snippet, parsed = body, None
+    else:
+        snippet, parsed = json.dumps(body), body
+        content_type = content_type or "application/json"
+    return HttpEvidence(
         "GET",
-        "http://backend.test/health",
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=["ok"])),
-    )
-    assert category(ev) is Category.PRODUCT_CONTRACT
-
-
-def test_json_cut_at_the_body_limit_is_product_contract() -> None:
-    ev = respond(200, {"status": "ok", "padding": "x" * 5000}, body_limit=1024)
-    assert category(ev) is Category.PRODUCT_CONTRACT
-
-
-# --- passing exchanges ------------------------------------------------------------------------
-
-
-def test_healthy_backend_passes() -> None:
-    ev = respond(200, {"status": "healthy", "service": BACKEND_SERVICE})
-    assert category(ev) is None
-
-
-def test_body_without_service_field_passes_the_identity_check() -> None:
-    assert category(respond(200, {"status": "ok"})) is None
-
-
-def test_expected_startup_503_passes_when_listed_as_ok() -> None:
-    expect = Expect(ok=frozenset({503}), keys=("startup_failed",))
-    assert category(respond(503, {"message": "Startup failed", "startup_failed": True}), expect) is None
-
-
-def test_non_json_expectation_accepts_any_body() -> None:
-    assert category(respond(204, path="/auth/logout"), Expect(ok=frozenset({204}), json=False)) is None
-
-
-# --- check_http ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def test_record() -> record.TestRecord:
-    return record.begin("tests/unit/test_classify.py::check_http")
-
-
-def test_check_http_returns_the_parsed_json(test_record: record.TestRecord) -> None:
-    body = {"status": "healthy", "service": BACKEND_SERVICE}
-    assert check_http(respond(200, body), HEALTH, what="backend /health") == body
-
-
-def test_check_http_raises_infra_failure_for_a_gateway_page(test_record: record.TestRecord) -> None:
-    with pytest.raises(InfraFailure) as info:
-        check_http(respond(503, GFE_503, "text/html"), HEALTH, what="backend /health")
-    assert info.value.category is Category.INFRA_GATEWAY
-
-
-def test_check_http_raises_product_failure_for_a_contract_break(test_record: record.TestRecord) -> None:
-    with pytest.raises(ProductFailure) as info:
-        check_http(respond(200, {"status": "ok", "service": "frontend"}), HEALTH, what="backend /health")
-    assert info.value.category is Category.PRODUCT_CONTRACT
-
-
-def test_check_http_message_names_what_and_the_exchange(test_record: record.TestRecord) -> None:
-    with pytest.raises(InfraFailure) as info:
-        check_http(respond(503), HEALTH, what="backend /health")
-    assert str(info.value).startswith("[infra.gateway] backend /health: 503 with a non-JSON body") and (
-        "GET http://backend.test/health -> 503" in str(info.value)
+        f"{base}{path}",
+        status=status,
+        content_type=content_type,
+        body_snippet=snippet,
+        body_bytes=len(snippet),
+        json=parsed,
+        **fields,
     )
 
 
-def test_check_http_labels_issue_1278(test_record: record.TestRecord) -> None:
-    with pytest.raises(InfraFailure) as info:
-        check_http(respond(503, GFE_503, "text/html"), HEALTH, what="backend /health")
-    assert info.value.known_issue == "issue-1278"
-
-
-def test_check_http_does_not_label_the_auth_service_with_1278(test_record: record.TestRecord) -> None:
-    with pytest.raises(InfraFailure) as info:
-        check_http(
-            respond(503, GFE_503, "text/html", host="auth.test"), Expect(service=AUTH_SERVICE), what="auth"
-        )
-    assert info.value.known_issue is None
-
-
-def test_check_http_notes_redacted_evidence(test_record: record.TestRecord) -> None:
-    register("classify-secret-0042")
-    check_http(
-        respond(200, {"status": "ok", "token": "classify-secret-0042"}), HEALTH, what="backend /health"
+def no_answer(transport: Transport, error: str, *, base: str = BACKEND) -> HttpEvidence:
+    return http(
+        None,
+        base=base,
+        error=error,
+        error_type="ConnectError",
+        transport=transport,
+        timed_out=transport == "timeout",
     )
-    assert "classify-secret-0042" not in json.dumps(test_record.evidence) and len(test_record.evidence) == 1
 
 
-# --- WebSocket helpers --------------------------------------------------------------------------
+def socket(
+    status: int | None = 101,
+    *,
+    close: int | None = None,
+    reason: str | None = None,
+    body: str = "",
+    body_json: Any = None,
+    transport: Transport | None = None,
+    error: str | None = None,
+) -> WsEvidence:
+    return WsEvidence(
+        url=WS_URL,
+        transport_via="header",
+        status=status,
+        body_snippet=body,
+        body_json=body_json,
+        transport=transport,
+        error=error,
+        close_code=close,
+        close_reason=reason,
+    )
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_ws_upgrade_refused_with_5xx_is_infra_ws(status: int) -> None:
-    assert classify_ws_handshake(status).category is Category.INFRA_WS
+# -- the cases: every row of the table, and the real system's shapes -------------------------------
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_ws_upgrade_refused_with_401_403_is_product_auth(status: int) -> None:
-    assert classify_ws_handshake(status).category is Category.PRODUCT_AUTH
+@dataclass(frozen=True)
+class HttpCase:
+    ev: HttpEvidence
+    expect: Expect
+    category: Category | None
+    kind: str
+
+    def outcome(self) -> Outcome:
+        return classify_http(self.ev, self.expect)
 
 
-def test_ws_upgrade_accepted_passes() -> None:
-    assert classify_ws_handshake(101).ok
+@dataclass(frozen=True)
+class WsCase:
+    ev: WsEvidence
+    category: Category | None
+    kind: str
+    frame: Mapping[str, Any] | None = None
+    auth_step: bool = True
+
+    def outcome(self) -> Outcome:
+        return classify_ws(self.ev, error_frame=self.frame, auth_step=self.auth_step)
 
 
-def test_ws_upgrade_404_is_product_http() -> None:
-    assert classify_ws_handshake(404).category is Category.PRODUCT_HTTP
+HTTP_CASES: dict[str, HttpCase] = {
+    # passing exchanges
+    "backend-health-ok-without-service": HttpCase(http(200, {"status": "ok"}), BACKEND_HEALTH, None, "ok"),
+    "backend-health-older-shape": HttpCase(
+        http(200, {"status": "healthy", "service": BACKEND_SERVICE}), BACKEND_HEALTH, None, "ok"
+    ),
+    "auth-health": HttpCase(
+        http(
+            200,
+            {"status": "healthy", "service": AUTH_SERVICE, "database_status": "connected"},
+            base=AUTH,
+        ),
+        AUTH_HEALTH,
+        None,
+        "ok",
+    ),
+    "expected-503-listed-as-ok": HttpCase(
+        http(503, STARTING_503), Expect(ok=frozenset({503}), keys=("startup_in_progress",)), None, "ok"
+    ),
+    "no-json-wanted-204": HttpCase(
+        http(204, path="/auth/logout"), Expect(ok=frozenset({204}), json=False), None, "ok"
+    ),
+    # no answer
+    "timeout": HttpCase(
+        no_answer("timeout", "no complete response within 10s"),
+        API,
+        Category.INFRA_TIMEOUT,
+        "no_answer_timeout",
+    ),
+    "dns": HttpCase(
+        no_answer("dns", "[Errno -2] Name or service not known"), API, Category.INFRA_UNREACHABLE, "dns"
+    ),
+    "tls": HttpCase(
+        no_answer("tls", "[SSL: CERTIFICATE_VERIFY_FAILED]"), API, Category.INFRA_UNREACHABLE, "tls"
+    ),
+    "refused": HttpCase(
+        no_answer("refused", "[Errno 111] Connection refused"), API, Category.INFRA_UNREACHABLE, "refused"
+    ),
+    "reset": HttpCase(
+        no_answer("reset", "[Errno 104] Connection reset by peer"), API, Category.INFRA_UNREACHABLE, "reset"
+    ),
+    "network": HttpCase(
+        no_answer("network", "Server disconnected without sending a response."),
+        API,
+        Category.INFRA_UNREACHABLE,
+        "network",
+    ),
+    # a status, then the body failed
+    "body-timeout": HttpCase(
+        http(
+            200,
+            '{"status": "o',
+            content_type="application/json",
+            timed_out=True,
+            transport="timeout",
+            error="no complete response within 10s",
+            error_type="DeadlineExceeded",
+            json_error="body incomplete: not parsed",
+        ),
+        BACKEND_HEALTH,
+        Category.INFRA_TIMEOUT,
+        "body_timeout",
+    ),
+    "body-dropped": HttpCase(
+        http(
+            200,
+            '{"status": "o',
+            content_type="application/json",
+            transport="network",
+            error="peer closed connection without sending complete message body",
+            error_type="RemoteProtocolError",
+            json_error="body incomplete: not parsed",
+        ),
+        BACKEND_HEALTH,
+        Category.INFRA_UNREACHABLE,
+        "body_dropped",
+    ),
+    # the service's own JSON names an infrastructure cause
+    "auth-bypass-not-configured": HttpCase(
+        http(503, {"detail": "E2E authentication not configured"}, base=AUTH, path="/auth/e2e/test-auth"),
+        LOGIN,
+        Category.INFRA_CONFIG,
+        "config_missing",
+    ),
+    "startup-in-progress": HttpCase(
+        http(503, STARTING_503), BACKEND_HEALTH, Category.INFRA_STARTING, "service_starting"
+    ),
+    "startup-failed": HttpCase(
+        http(
+            503,
+            {"status": "unhealthy", "message": "Startup failed: database timeout", "startup_failed": True},
+        ),
+        BACKEND_HEALTH,
+        Category.INFRA_STARTING,
+        "service_starting",
+    ),
+    "envelope-database-unavailable": HttpCase(
+        http(503, DB_UNAVAILABLE_503, path="/api/threads"), API, Category.INFRA_DEPENDENCY, "dependency_down"
+    ),
+    "auth-database-connectivity": HttpCase(
+        http(503, {"status": "unhealthy", "reason": "Database connectivity failed"}, base=AUTH),
+        AUTH_HEALTH,
+        Category.INFRA_DEPENDENCY,
+        "dependency_down",
+    ),
+    "health-database-disconnected": HttpCase(
+        http(503, {"status": "unhealthy", "connected": False}, path="/health/database"),
+        BACKEND_HEALTH,
+        Category.INFRA_DEPENDENCY,
+        "dependency_down",
+    ),
+    # gateways
+    "rate-limited": HttpCase(
+        http(
+            429, "The request was aborted because there was no available instance.", content_type="text/plain"
+        ),
+        API,
+        Category.INFRA_GATEWAY,
+        "rate_limited",
+    ),
+    "gfe-503-page": HttpCase(
+        http(503, GFE_503, content_type="text/html; charset=UTF-8"),
+        BACKEND_HEALTH,
+        Category.INFRA_GATEWAY,
+        "gateway_page",
+    ),
+    "envoy-502-text": HttpCase(
+        http(502, "upstream connect error or disconnect/reset before headers", content_type="text/plain"),
+        API,
+        Category.INFRA_GATEWAY,
+        "gateway_page",
+    ),
+    "gateway-504-empty": HttpCase(http(504), API, Category.INFRA_GATEWAY, "gateway_page"),
+    "page-labelled-json-503": HttpCase(
+        http(503, GFE_503, content_type="application/json", json_error="JSONDecodeError: Expecting value"),
+        BACKEND_HEALTH,
+        Category.INFRA_GATEWAY,
+        "gateway_page",
+    ),
+    # authentication
+    "login-wrong-key-401": HttpCase(
+        http(401, {"detail": "Invalid E2E bypass key"}, base=AUTH, path="/auth/e2e/test-auth"),
+        LOGIN,
+        Category.PRODUCT_AUTH,
+        "auth_refused",
+    ),
+    "me-403-on-auth-endpoint": HttpCase(
+        http(403, {"detail": "Forbidden"}, base=AUTH, path="/auth/me"),
+        Expect(target="auth", auth_endpoint=True),
+        Category.PRODUCT_AUTH,
+        "auth_refused",
+    ),
+    "401-elsewhere-with-json": HttpCase(
+        http(401, {"detail": "Not authenticated"}, path="/api/threads"),
+        API,
+        Category.PRODUCT_HTTP,
+        "service_error",
+    ),
+    "401-elsewhere-without-body": HttpCase(
+        http(401, path="/api/threads"),
+        API,
+        Category.PRODUCT_HTTP,
+        "unexpected_status",
+    ),
+    # the service's own code failed
+    "envelope-thread-not-found-404": HttpCase(
+        http(404, THREAD_NOT_FOUND_404, path="/api/threads/thread_1/messages"),
+        API,
+        Category.PRODUCT_HTTP,
+        "service_error",
+    ),
+    "envelope-query-error-500-names-the-database": HttpCase(
+        http(500, QUERY_FAILED_500, path="/api/threads/thread_1/messages"),
+        API,
+        Category.PRODUCT_HTTP,
+        "service_error",
+    ),
+    "ws-health-service-not-ready-503": HttpCase(
+        http(503, WS_HEALTH_NOT_READY_503, path="/ws/health"), API, Category.PRODUCT_HTTP, "service_error"
+    ),
+    "500-html": HttpCase(
+        http(500, "<html><body>Internal Server Error</body></html>", content_type="text/html"),
+        API,
+        Category.PRODUCT_HTTP,
+        "unexpected_status",
+    ),
+    # the contract of an expected answer
+    "html-200-on-health": HttpCase(
+        http(200, "<!DOCTYPE html><html><body>Netra</body></html>", content_type="text/html"),
+        BACKEND_HEALTH,
+        Category.PRODUCT_CONTRACT,
+        "html_on_health",
+    ),
+    "too-large": HttpCase(
+        http(
+            200,
+            '{"status": "ok", "padding": "xxxx',
+            content_type="application/json",
+            body_truncated=True,
+            json_error="body cut at the 1048576-byte limit: not parsed",
+        ),
+        BACKEND_HEALTH,
+        Category.PRODUCT_CONTRACT,
+        "too_large",
+    ),
+    "not-json": HttpCase(
+        http(200, "ok", path="/api/threads", content_type="text/plain"),
+        API,
+        Category.PRODUCT_CONTRACT,
+        "not_json",
+    ),
+    "bad-json": HttpCase(
+        http(200, '{"status": "ok",}', content_type="application/json", json_error="JSONDecodeError: x"),
+        BACKEND_HEALTH,
+        Category.PRODUCT_CONTRACT,
+        "bad_json",
+    ),
+    "not-object": HttpCase(http(200, ["ok"]), BACKEND_HEALTH, Category.PRODUCT_CONTRACT, "not_object"),
+    "missing-keys": HttpCase(
+        http(200, {"service": BACKEND_SERVICE}), BACKEND_HEALTH, Category.PRODUCT_CONTRACT, "missing_keys"
+    ),
+    "frontend-answers-health": HttpCase(
+        http(200, {"status": "healthy", "service": "frontend"}),
+        BACKEND_HEALTH,
+        Category.PRODUCT_CONTRACT,
+        "wrong_service",
+    ),
+}
+
+WS_CASES: dict[str, WsCase] = {
+    "accepted": WsCase(socket(), None, "ok"),
+    # the upgrade
+    "upgrade-refused-with-gfe-503": WsCase(socket(503, body=GFE_503), Category.INFRA_GATEWAY, "gateway_page"),
+    "upgrade-403": WsCase(socket(403, body="Forbidden"), Category.PRODUCT_AUTH, "auth_refused"),
+    "upgrade-401": WsCase(socket(401), Category.PRODUCT_AUTH, "auth_refused"),
+    "upgrade-404": WsCase(socket(404, body="Not Found"), Category.PRODUCT_HTTP, "unexpected_status"),
+    "refused": WsCase(
+        socket(None, transport="refused", error="[Errno 111] Connect call failed"),
+        Category.INFRA_UNREACHABLE,
+        "refused",
+    ),
+    "dns": WsCase(
+        socket(None, transport="dns", error="[Errno -2] Name or service not known"),
+        Category.INFRA_UNREACHABLE,
+        "dns",
+    ),
+    "open-timeout": WsCase(
+        socket(None, transport="timeout", error="timed out during opening handshake"),
+        Category.INFRA_TIMEOUT,
+        "no_answer_timeout",
+    ),
+    # after the upgrade: error frames and closes
+    "main-mode-error-then-1011": WsCase(
+        socket(close=1011, reason="main mode error"),
+        Category.PRODUCT_GOLDEN_PATH,
+        "service_error",
+        frame=MAIN_MODE_ERROR,
+    ),
+    "close-1011-alone": WsCase(
+        socket(close=1011, reason="Internal error"), Category.PRODUCT_GOLDEN_PATH, "service_error"
+    ),
+    "agent-failed-mid-turn": WsCase(
+        socket(close=1011, reason="Internal error"),
+        Category.PRODUCT_GOLDEN_PATH,
+        "service_error",
+        frame=AGENT_FAILED,
+        auth_step=False,
+    ),
+    "close-1006": WsCase(socket(close=1006), Category.INFRA_WS, "platform_close"),
+    "close-1012": WsCase(socket(close=1012, reason="service restart"), Category.INFRA_WS, "platform_close"),
+    "close-1013": WsCase(socket(close=1013, reason="try again later"), Category.INFRA_WS, "platform_close"),
+    "close-1014": WsCase(socket(close=1014, reason="bad gateway"), Category.INFRA_WS, "platform_close"),
+    "close-1015": WsCase(socket(close=1015), Category.INFRA_WS, "platform_close"),
+    "main-mode-error-then-1006": WsCase(
+        socket(close=1006), Category.INFRA_WS, "platform_close", frame=MAIN_MODE_ERROR
+    ),
+    "agent-error-database-unavailable-then-1012": WsCase(
+        socket(close=1012), Category.INFRA_WS, "platform_close", frame=AGENT_DB_DOWN, auth_step=False
+    ),
+    "close-1008": WsCase(
+        socket(close=1008, reason="Authentication failed"), Category.PRODUCT_AUTH, "auth_refused"
+    ),
+    "auth-failed-frame-then-1008": WsCase(
+        socket(close=1008), Category.PRODUCT_AUTH, "auth_refused", frame=AUTH_FAILED
+    ),
+    "auth-failed-frame": WsCase(socket(), Category.PRODUCT_AUTH, "auth_refused", frame=AUTH_FAILED),
+    "router-defect-close-1000": WsCase(
+        socket(close=1000, reason="main cleanup"),
+        Category.PRODUCT_GOLDEN_PATH,
+        "closed_early",
+        auth_step=False,
+    ),
+    "agent-error-database-unavailable": WsCase(
+        socket(), Category.INFRA_DEPENDENCY, "dependency_down", frame=AGENT_DB_DOWN, auth_step=False
+    ),
+}
 
 
-def test_ws_upgrade_without_answer_is_infra_unreachable() -> None:
-    assert classify_ws_handshake(None).category is Category.INFRA_UNREACHABLE
+@pytest.mark.parametrize("case", HTTP_CASES.values(), ids=HTTP_CASES.keys())
+def test_http_category(case: HttpCase) -> None:
+    assert case.outcome().category == case.category
 
 
-@pytest.mark.parametrize("code", [1006, 1011, 1012, 1013, 1014])
-def test_ws_infra_close_codes_are_infra_ws(code: int) -> None:
-    assert classify_ws_close(code).category is Category.INFRA_WS
+@pytest.mark.parametrize("case", HTTP_CASES.values(), ids=HTTP_CASES.keys())
+def test_http_kind(case: HttpCase) -> None:
+    assert case.outcome().kind == case.kind
 
 
-def test_ws_close_1008_is_product_auth() -> None:
-    assert classify_ws_close(1008).category is Category.PRODUCT_AUTH
+@pytest.mark.parametrize("case", WS_CASES.values(), ids=WS_CASES.keys())
+def test_ws_category(case: WsCase) -> None:
+    assert case.outcome().category == case.category
 
 
-def test_ws_normal_close_passes() -> None:
-    assert classify_ws_close(1000).ok
+@pytest.mark.parametrize("case", WS_CASES.values(), ids=WS_CASES.keys())
+def test_ws_kind(case: WsCase) -> None:
+    assert case.outcome().kind == case.kind
 
 
-def test_ws_missing_close_frame_is_infra_ws() -> None:
-    assert classify_ws_close(None).category is Category.INFRA_WS
+@pytest.mark.parametrize(
+    "name", ["main-mode-error-then-1011", "agent-error-database-unavailable", "auth-failed-frame"]
+)
+def test_a_flattened_frame_is_judged_like_the_frame_as_sent(name: str) -> None:
+    """harness.ws keeps error frames flattened (`contract.frames.flatten`): same verdict."""
+    case = WS_CASES[name]
+    assert case.frame is not None
+    flat = classify_ws(case.ev, error_frame=flatten(case.frame), auth_step=case.auth_step)
+    assert (flat.category, flat.kind) == (case.category, case.kind)
 
 
-def test_ws_unsupported_subprotocol_close_is_product_contract() -> None:
-    assert classify_ws_close(1003).category is Category.PRODUCT_CONTRACT
+# -- coverage of the table and the taxonomy --------------------------------------------------------
 
 
-# --- coverage of the taxonomy -----------------------------------------------------------------
+def _all_outcomes() -> list[Outcome]:
+    return [case.outcome() for case in HTTP_CASES.values()] + [case.outcome() for case in WS_CASES.values()]
 
 
-def test_every_exchange_category_is_reachable() -> None:
-    reached = {
-        category(failing(httpx.ConnectTimeout("t"))),
-        category(failing(httpx.ConnectError("refused"))),
-        category(respond(503, GFE_503, "text/html")),
-        category(respond(503, {"message": "Startup in progress", "startup_in_progress": True})),
-        category(respond(503, {"detail": "Database unavailable"})),
-        classify_ws_close(1011).category,
-        category(respond(200, {"status": "ok", "service": "frontend"})),
-        category(respond(401, {"detail": "bad key"}), Expect(auth_endpoint=True)),
-        category(respond(500, {"error": True})),
-    }
-    not_http = {Category.PRODUCT_GOLDEN_PATH, Category.PRODUCT_SLO}  # judged by the chat and SLO checks
-    assert reached == set(Category) - not_http
+def test_rule_names_are_unique() -> None:
+    names = [rule.name for rule in RULES]
+    assert len(names) == len(set(names))
+
+
+def test_every_rule_is_reached_by_a_case() -> None:
+    reached = {outcome.kind for outcome in _all_outcomes() if not outcome.ok}
+    assert reached == {rule.name for rule in RULES}
+
+
+def test_every_table_category_is_produced_by_a_case() -> None:
+    reached = {outcome.category for outcome in _all_outcomes() if outcome.category is not None}
+    assert reached == set(Category) - EXCLUDED_CATEGORIES
+
+
+# -- what the reasons say ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transport", "hint"),
+    [
+        ("dns", "connect to the VPN"),
+        ("tls", "certificate"),
+        ("refused", "wrong port"),
+        ("reset", "reset"),
+        ("network", "no HTTP answer"),
+        ("timeout", "no answer within the deadline"),
+    ],
+)
+def test_no_answer_reason_names_the_hint(transport: Transport, hint: str) -> None:
+    assert hint in classify_http(no_answer(transport, "boom"), API).reason
+
+
+def test_unreachable_reason_names_where_and_the_error() -> None:
+    reason = classify_http(no_answer("refused", "[Errno 111] Connection refused"), API).reason
+    assert "api.staging.netrasystems.ai:443: [Errno 111] Connection refused" in reason
+
+
+def test_envelope_reason_mentions_the_stack_trace() -> None:
+    assert "stack trace" in HTTP_CASES["envelope-thread-not-found-404"].outcome().reason
+
+
+def test_envelope_reason_without_a_stack_trace_does_not_mention_one() -> None:
+    body = {k: v for k, v in THREAD_NOT_FOUND_404.items() if k != "stack_trace"}
+    assert "stack trace" not in classify_http(http(404, body, path="/api/threads/t/messages"), API).reason
+
+
+def test_envelope_reason_names_the_error_code_and_message() -> None:
+    reason = HTTP_CASES["envelope-thread-not-found-404"].outcome().reason
+    assert "DB_RECORD_NOT_FOUND" in reason and "Thread not found" in reason
+
+
+def test_ws_403_reason_mentions_the_readiness_guard() -> None:
+    assert "readiness guard" in WS_CASES["upgrade-403"].outcome().reason
+
+
+def test_error_frame_then_1011_reason_names_the_code_and_the_close() -> None:
+    reason = WS_CASES["main-mode-error-then-1011"].outcome().reason
+    assert "CONNECTION_ERROR" in reason and "close 1011 'main mode error'" in reason
+
+
+def test_dependency_reason_names_what_is_down() -> None:
+    assert "Database unavailable" in HTTP_CASES["envelope-database-unavailable"].outcome().reason
+
+
+def test_config_reason_says_it_is_not_retried() -> None:
+    assert "not retried" in HTTP_CASES["auth-bypass-not-configured"].outcome().reason
+
+
+def test_gateway_reason_says_it_is_not_the_service() -> None:
+    assert "not the service" in HTTP_CASES["gfe-503-page"].outcome().reason
+
+
+def test_wrong_service_reason_names_the_frontend() -> None:
+    assert "the frontend answered" in HTTP_CASES["frontend-answers-health"].outcome().reason
+
+
+def test_wrong_service_reason_names_another_service() -> None:
+    ev = http(200, {"status": "healthy", "service": AUTH_SERVICE})
+    assert f"service {AUTH_SERVICE!r} answered" in classify_http(ev, BACKEND_HEALTH).reason
+
+
+def test_missing_keys_reason_lists_them() -> None:
+    assert "['status']" in HTTP_CASES["missing-keys"].outcome().reason
+
+
+# -- the first row wins ----------------------------------------------------------------------------
+
+
+def test_config_missing_wins_over_a_dependency_it_names() -> None:
+    body = {"detail": "Database URL not configured"}
+    assert classify_http(http(503, body, base=AUTH), AUTH_HEALTH).kind == "config_missing"
+
+
+def test_config_missing_wins_over_the_startup_it_explains() -> None:
+    body = {"message": "Startup failed: JWT secret not configured", "startup_failed": True}
+    assert classify_http(http(503, body), BACKEND_HEALTH).kind == "config_missing"
+
+
+def test_startup_wins_over_the_database_it_names() -> None:
+    body = {"message": "Startup failed: database phase timed out", "startup_failed": True}
+    assert classify_http(http(503, body), BACKEND_HEALTH).kind == "service_starting"
+
+
+def test_a_dependency_named_on_429_is_a_dependency() -> None:
+    ev = http(429, {"error_code": "SERVICE_UNAVAILABLE", "message": "Redis unavailable"}, path="/api/threads")
+    assert classify_http(ev, API).kind == "dependency_down"
+
+
+def test_an_unavailability_code_without_a_dependency_is_the_service() -> None:
+    body = {"error": True, "error_code": "SERVICE_UNAVAILABLE", "message": "Try again later"}
+    assert classify_http(http(503, body, path="/api/threads"), API).category is Category.PRODUCT_HTTP
+
+
+def test_a_socket_refused_with_json_is_the_service_not_a_gateway() -> None:
+    ev = socket(503, body=json.dumps(WS_HEALTH_NOT_READY_503), body_json=WS_HEALTH_NOT_READY_503)
+    assert classify_ws(ev).kind == "service_error"
+
+
+def test_a_refused_upgrade_is_an_auth_decision_by_default() -> None:
+    """harness.ws classifies a refused upgrade with `classify_ws(evidence)`: no auth_step given."""
+    assert classify_ws(socket(403)).category is Category.PRODUCT_AUTH
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("<body>Netra</body>", "text/html; charset=utf-8"), ("  <!doctype html><html></html>", None)],
+    ids=["html-content-type", "html-sniffed"],
+)
+def test_html_on_health_by_content_type_or_by_its_first_bytes(body: str, content_type: str | None) -> None:
+    ev = http(200, body, path="/health/ready", content_type=content_type)
+    assert classify_http(ev, BACKEND_HEALTH).kind == "html_on_health"
+
+
+def test_403_without_an_auth_step_is_not_an_auth_decision() -> None:
+    ev = http(403, {"detail": "Access denied"}, path="/api/threads/thread_1")
+    assert classify_http(ev, API).category is Category.PRODUCT_HTTP
+
+
+# -- finding, Expect, judge -------------------------------------------------------------------------
+
+
+def test_finding_labels_a_known_issue() -> None:
+    obs = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
+    outcome = finding(obs, Category.PRODUCT_AUTH, "ws_accepted_without_valid_token", "accepted 'demo-use...'")
+    assert outcome == Outcome(
+        Category.PRODUCT_AUTH,
+        "ws_accepted_without_valid_token",
+        "accepted 'demo-use...'",
+        "staging-ws-auth-permissive",
+    )
+
+
+def test_finding_without_a_known_issue_is_unlabelled() -> None:
+    obs = Observation(channel="http", target="backend", path="/api/threads", status=200, expected=True)
+    assert finding(obs, Category.PRODUCT_GOLDEN_PATH, "answer_off_topic", "x").known_issue is None
+
+
+def test_a_passing_exchange_is_ok() -> None:
+    outcome = HTTP_CASES["backend-health-ok-without-service"].outcome()
+    assert outcome.ok and outcome == Outcome(None, "ok", "as expected")
+
+
+@pytest.mark.parametrize(
+    "ok",
+    [[200, 204], (200, 204), iter([200, 204]), range(200, 205, 4)],
+    ids=["list", "tuple", "iterator", "range"],
+)
+def test_expect_ok_accepts_any_iterable(ok: Any) -> None:
+    assert Expect(ok=ok).ok == frozenset({200, 204})
+
+
+def test_one_expect_from_a_one_shot_iterable_judges_every_exchange() -> None:
+    expect = Expect(ok=(status for status in (200, 204)), json=False)
+    assert [classify_http(http(status, path="/auth/logout"), expect).ok for status in (204, 200)] == [
+        True,
+        True,
+    ]
+
+
+def test_expect_keys_from_a_list_are_a_tuple() -> None:
+    assert Expect(keys=["status"]).keys == ("status",)  # type: ignore[arg-type]
+
+
+def test_unexpected_status_reason_names_the_expected_ones() -> None:
+    ev = http(404, "Not Found", path="/api/x", content_type="text/plain")
+    assert "expected 201/304" in classify_http(ev, Expect(ok=[304, 201])).reason
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "down"),
+    [
+        ({"status": "unhealthy", "connected": False}, 200, "connected: false"),
+        ({"status": "not_ready", "core_db": "failed"}, 503, "core_db: failed"),
+        ({"status": "unhealthy", "database_status": "disconnected"}, 503, "database_status: disconnected"),
+        ({"redis_db": "not_initialized"}, None, "redis_db: not_initialized"),
+        ({"error": "not_ready", "details": {"failed_services": ["redis"]}}, 503, "failed services ['redis']"),
+    ],
+    ids=["connected-false", "core-db-failed", "database-status", "redis-db", "failed-services"],
+)
+def test_dependency_down_from_structured_fields(body: dict[str, Any], status: int | None, down: str) -> None:
+    assert dependency_down(body, status) == down
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"reason": "Database connectivity failed"}, 503),
+        ({"error_code": "SERVICE_UNAVAILABLE", "message": "Database unavailable"}, 503),
+        ({"data": {"error_code": "SERVICE_UNAVAILABLE", "error_message": "Database unavailable"}}, None),
+        ({"error_code": "DATABASE_UNAVAILABLE", "message": "Cloud SQL unreachable"}, 500),
+        ({"detail": "redis ping failed"}, 503),
+    ],
+    ids=["503-words", "503-code", "code-under-data", "database-unavailable-code", "redis-words"],
+)
+def test_dependency_down_from_words_when_unavailable(body: dict[str, Any], status: int | None) -> None:
+    assert dependency_down(body, status) is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"message": "Database query failed"}, 500),
+        ({"error_code": "INTERNAL_ERROR", "message": "Database unavailable"}, 503),
+        ({"error_code": "DB_RECORD_NOT_FOUND", "message": "Thread not found in the database"}, 404),
+        ({"message": "Service is shutting down gracefully"}, 503),
+        ({"status": "healthy", "connected": True, "core_db": "connected"}, 200),
+        ({"details": {"failed_services": []}}, 503),
+    ],
+    ids=["words-on-500", "non-unavailability-code", "not-found", "no-dependency", "healthy", "none-failed"],
+)
+def test_dependency_down_is_none_otherwise(body: dict[str, Any], status: int | None) -> None:
+    assert dependency_down(body, status) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"detail": "E2E authentication not configured"}, True),
+        ({"message": "missing secret E2E_OAUTH_SIMULATION_KEY"}, True),
+        ({"data": {"error_message": "OAuth client NOT CONFIGURED"}}, True),
+        ({"detail": "configured for staging"}, False),
+        ({"detail": "Invalid E2E bypass key"}, False),
+    ],
+)
+def test_says_config_missing(body: dict[str, Any], says: bool) -> None:
+    assert says_config_missing(body) is says
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"startup_in_progress": True}, True),
+        ({"startup_failed": True}, True),
+        ({"startup_complete": False}, True),
+        ({"message": "Startup in progress - not ready"}, True),
+        ({"message": "Startup phase 3/7 (database)"}, True),
+        ({"detail": "startup not complete"}, True),
+        ({"startup_complete": True, "message": "ok"}, False),
+        ({"startup_in_progress": False, "startup_failed": False}, False),
+        ({"message": "Service started"}, False),
+    ],
+)
+def test_says_starting(body: dict[str, Any], says: bool) -> None:
+    assert says_starting(body) is says
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"error_code": "DB_RECORD_NOT_FOUND"}, "DB_RECORD_NOT_FOUND"),
+        ({"code": "auth_failed"}, "AUTH_FAILED"),
+        ({"data": {"error_code": "CONNECTION_ERROR"}}, "CONNECTION_ERROR"),
+        ({"details": {"error_code": "SERVICE_UNAVAILABLE"}}, "SERVICE_UNAVAILABLE"),
+        ({"error_code": "INTERNAL_ERROR", "data": {"error_code": "OTHER"}}, "INTERNAL_ERROR"),
+        ({"code": 503, "message": "unavailable"}, None),
+        ({"error": True, "message": "x"}, None),
+    ],
+    ids=["top", "code-key-upper-cased", "under-data", "under-details", "top-first", "int-code", "none"],
+)
+def test_error_code(body: dict[str, Any], code: str | None) -> None:
+    assert error_code(body) == code
