@@ -347,7 +347,9 @@ async def _main(args: argparse.Namespace) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.stop_event.set)
-    watch = asyncio.create_task(_stop_when_gone(args.owner_pid, runtime.stop_event)) if args.owner_pid else None
+    watch = (
+        asyncio.create_task(_stop_when_gone(args.owner_pid, runtime.stop_event)) if args.owner_pid else None
+    )
     try:
         await runtime.run()
     finally:

@@ -171,7 +171,9 @@ def _hostile_http(mode: str, path: str) -> Response | None:
         return StreamingResponse(_drip(), media_type="application/json")
     if mode == "huge-retry-after":  # a gateway's maintenance page (not the service's JSON), retry tomorrow
         body = b"Service Unavailable: scheduled maintenance, come back tomorrow"
-        return Response(body, status_code=503, media_type="text/plain", headers={"Retry-After": str(RETRY_AFTER_S)})
+        return Response(
+            body, status_code=503, media_type="text/plain", headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
     return None
 
 

@@ -91,9 +91,10 @@ def test_an_unresolvable_host_is_confirmed_once_then_ends_at_once(tmp_path: Path
     first, first_s = _timed_failure(staging, "first")
     second, second_s = _timed_failure(staging, "second")
     trip = staging.breaker.tripped("backend")
-    assert (first.category, first.kind, trip.kind if trip else None) == (
+    assert (first.category, first.kind, second.category, trip.kind if trip else None) == (
         Category.INFRA_UNREACHABLE,
         "dns",
+        Category.INFRA_UNREACHABLE,
         "dns",
     )
     assert "VPN" in first.detail and "api.staging.invalid" in first.detail
