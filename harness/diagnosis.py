@@ -54,7 +54,8 @@ def _failed(tests: Sequence[Result]) -> list[Result]:
 
 
 def _category(test: Result) -> Category:
-    return Category(test.category)
+    """The category of a failure (`_failed` keeps only results that have one)."""
+    return Category(test.category or Category.SUITE_ERROR)
 
 
 def takes_down(test: Result) -> bool:

@@ -30,7 +30,7 @@ from harness.settings import Settings, SettingsError
 from harness.staging import Staging
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import TestResult, Verdict
+from harness.verdict import Status, TestResult, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
@@ -226,10 +226,10 @@ class SuiteRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        info = next((value for key, value in report.user_properties if key == PROPERTY), None)
-        if info is None:
+        found = next((value for key, value in report.user_properties if key == PROPERTY), None)
+        if not isinstance(found, dict):
             return
-        info = dict(info)
+        info: dict[str, Any] = dict(found)
         self.measurements.update(info.pop("measurements", {}))
         previous = self.results.get(report.nodeid)
         if previous is not None and previous.status != "passed":
@@ -289,11 +289,11 @@ def _per_worker(settings: Settings, workers: int) -> Settings:
     )
 
 
-def _base_result(item: pytest.Item, status: str) -> TestResult:
+def _base_result(item: pytest.Item, status: Status) -> TestResult:
     return TestResult(
         nodeid=item.nodeid,
         markers=sorted({m.name for m in item.iter_markers()} - _IGNORED_MARKERS),
-        status=status,  # type: ignore[arg-type]  # one of the four statuses, from the callers
+        status=status,
         title=getattr(getattr(item, "obj", None), "__allure_display_name__", None),
         capabilities=[str(m.args[0]) for m in item.iter_markers("verifies") if m.args],
         gate=next((str(m.args[0]) for m in item.iter_markers("gate") if m.args), None),

@@ -192,7 +192,7 @@ class Settings:
         env = (get("E2E_ENV") or "local").lower()
         if env not in ENVS:
             raise SettingsError(f"E2E_ENV={env!r} is not one of {', '.join(ENVS)}")
-        profile: Env = env  # type: ignore[assignment]  # checked against ENVS just above
+        profile: Env = env  # narrowed by the membership test above
 
         urls = {name: get(name) for name in ("E2E_BACKEND_URL", "E2E_AUTH_URL", "E2E_WS_URL")}
         if profile == "custom":

@@ -88,7 +88,7 @@ def _infra_cause(failures: Sequence[TestResult]) -> str:
     infra = [t for t in failures if t.category and t.category.startswith("infra.")]
     if not infra:
         return "staging's infrastructure failed the run"
-    category, _ = Counter(t.category for t in infra).most_common(1)[0]
+    category, _ = Counter(t.category or "" for t in infra).most_common(1)[0]
     first = next(t for t in infra if t.category == category)
     service = f"{first.service}: " if first.service else ""
     what = DESCRIPTIONS[Category(category)].removeprefix("Infrastructure: ")

@@ -18,8 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import coverage, gates
+from harness.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.diagnosis import Diagnosis, diagnose
+from harness.gates import Gate, evaluate
+from harness.gates import Verdict as FixVerdict
+from harness.gates import verdict as fix_verdict_of
 
 SCHEMA_VERSION = 2
 EXIT_INCOMPLETE = 6
@@ -83,26 +86,26 @@ class Verdict:
         return diagnose(self.tests)
 
     @property
-    def coverage(self) -> list[coverage.Coverage]:
-        outcomes = [coverage.TestOutcome(tuple(t.capabilities), t.status, t.message) for t in self.tests]
-        outcomes += [coverage.TestOutcome(tuple(t.capabilities), "not_reached") for t in self.selected]
-        return coverage.compute(outcomes)
+    def coverage(self) -> list[Coverage]:
+        outcomes = [TestOutcome(tuple(t.capabilities), t.status, t.message) for t in self.tests]
+        outcomes += [TestOutcome(tuple(t.capabilities), "not_reached") for t in self.selected]
+        return compute(outcomes)
 
     @property
-    def incomplete(self) -> list[coverage.Coverage]:
-        return coverage.incomplete(self.coverage)
+    def incomplete(self) -> list[Coverage]:
+        return incomplete(self.coverage)
 
     @property
-    def gates(self) -> list[gates.Gate]:
-        return gates.evaluate(self.tests) if self.verify else []
+    def gates(self) -> list[Gate]:
+        return evaluate(self.tests) if self.verify else []
 
     @property
-    def fix_verdict(self) -> gates.Verdict | None:
-        return gates.verdict(self.gates) if self.verify else None
+    def fix_verdict(self) -> FixVerdict | None:
+        return fix_verdict_of(self.gates) if self.verify else None
 
     def outcome(self, pytest_exit: int) -> Outcome:
         if self.verify and pytest_exit in (0, 1):
-            return _FIX_OUTCOMES[gates.verdict(self.gates)]
+            return _FIX_OUTCOMES[fix_verdict_of(self.gates)]
         if pytest_exit != 0:
             return "failed"
         return "incomplete" if self.incomplete else "passed"
