@@ -148,18 +148,18 @@ _INNER_TEXT_KEYS = ("final_response", "response", "text", "content", "message", 
 
 
 def answer_text(frame: Mapping[str, Any]) -> str | None:
-    """The AI answer carried by an `agent_completed` frame, in any shape; None if absent."""
+    """The AI answer carried by an `agent_completed` frame, in any shape: the first non-blank text;
+    "" when the only texts there are blank (an empty answer, not a missing one); None if absent."""
+    texts: list[str] = []
     flat = flatten(frame)
     for key in ANSWER_KEYS:
         value = flat.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, Mapping):
-            for inner_key in _INNER_TEXT_KEYS:
-                inner = value.get(inner_key)
-                if isinstance(inner, str) and inner.strip():
-                    return inner
-    return None
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, Mapping):
+            texts += [value[k] for k in _INNER_TEXT_KEYS if isinstance(value.get(k), str)]
+    answer = next((text for text in texts if text.strip()), None)
+    return answer if answer is not None else ("" if texts else None)
 
 
 def text_parts(text: str) -> list[dict[str, Any]]:

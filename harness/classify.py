@@ -25,7 +25,7 @@ finding's `kind`); no row means the exchange met its expectation.
 | closed_early      | the socket closed in order before the exchange was done           | product.golden_path |
 | unexpected_status | a status the caller did not expect                                | product.http       |
 | html_on_health    | 2xx HTML on a health path: the wrong service (the frontend?)      | product.contract   |
-| too_large / not_json / bad_json / not_object / missing_keys / wrong_service | the body breaks the contract | product.contract |
+| too_large / not_json / bad_json / not_object / wrong_service / missing_keys | the body breaks the contract | product.contract |
 
 A known-issue signature (fixtures/known_issues.json) that fits the observation labels the outcome;
 it never changes the category.
@@ -109,6 +109,7 @@ class Observation:
     http: HttpEvidence | None = None
     expect: Expect | None = None
     body_snippet: str = ""
+    content_type: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -144,10 +145,13 @@ class Rule:
 # -- what the service's own JSON says -------------------------------------------------------------
 
 
+_NESTED = ("data", "details", "error")  # where services put the fields of an error
+
+
 def _text(body: Mapping[str, Any]) -> str:
-    """The service's own words: its message fields, and those nested under `data`/`details`."""
+    """The service's own words: its message fields, and those nested under data/details/error."""
     parts = [str(body[key]) for key in _TEXT_KEYS if isinstance(body.get(key), str)]
-    for nested in ("data", "details"):
+    for nested in _NESTED:
         inner = body.get(nested)
         if isinstance(inner, Mapping):
             parts += [str(inner[key]) for key in _TEXT_KEYS if isinstance(inner.get(key), str)]
@@ -155,11 +159,16 @@ def _text(body: Mapping[str, Any]) -> str:
 
 
 def error_code(body: Mapping[str, Any]) -> str | None:
-    for source in (body, body.get("data"), body.get("details")):
+    """The service's error code: `error_code` or `code` (top level or nested), or an `error` that is a
+    code itself (`"error": "service_not_ready"`)."""
+    for source in (body, *(body.get(key) for key in _NESTED)):
         if isinstance(source, Mapping):
             for key in ("error_code", "code"):
                 if isinstance(source.get(key), str):
                     return str(source[key]).upper()
+    error = body.get("error")
+    if isinstance(error, str) and error and " " not in error:
+        return error.upper()
     return None
 
 
@@ -288,7 +297,9 @@ def _service_error_why(obs: Observation) -> str:
     if obs.service_json is not None:
         said = _gist(obs.service_json)
         trace = " (its error envelope carries a stack trace: internals exposed)" if _has_trace(obs) else ""
-        where = "an error frame" if obs.channel == "ws" else f"{obs.status} with its own JSON"
+        where = (
+            "an error frame" if obs.channel == "ws" and obs.expected else f"{obs.status} with its own JSON"
+        )
         closed = f", then {_what_closed(obs)}" if obs.close_code else ""
         return f"the service's own code failed: {where} ({said}){closed}{trace}"
     return f"the service closed the socket with a server error ({_what_closed(obs)})"
@@ -310,6 +321,8 @@ def _auth_refused(obs: Observation) -> bool:
 def _auth_why(obs: Observation) -> str:
     if obs.close_code == CloseCode.POLICY_VIOLATION:
         return f"the socket was refused for authentication ({_what_closed(obs)})"
+    if obs.expected and obs.service_json is not None:
+        return f"the server refused authentication ({_gist(obs.service_json)})"
     if obs.channel == "ws" and obs.status == 403:
         return (
             "the upgrade was refused with HTTP 403 (an authentication refusal, or the readiness guard "
@@ -389,7 +402,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "gateway_page",
         Category.INFRA_GATEWAY,
-        lambda o: not o.expected and o.status in GATEWAY_STATUSES and o.service_json is None,
+        lambda o: (
+            not o.expected
+            and o.status in GATEWAY_STATUSES
+            and (o.service_json is None or (o.status != 503 and _unavailable_code(o)))
+        ),
         lambda o: (
             f"{o.status} with a non-JSON body: a gateway page, not the service "
             f"({(o.http.content_type if o.http else None) or 'no content-type'}; "
@@ -450,12 +467,6 @@ RULES: tuple[Rule, ...] = (
         lambda o: f"expected a JSON object, got {type(o.http.json if o.http else None).__name__}",
     ),
     Rule(
-        "missing_keys",
-        Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and bool(_missing_keys(o)),
-        lambda o: f"missing keys {_missing_keys(o)}",
-    ),
-    Rule(
         "wrong_service",
         Category.PRODUCT_CONTRACT,
         lambda o: _contract(o) and _wrong_service(o),
@@ -467,6 +478,12 @@ RULES: tuple[Rule, ...] = (
             )
             + f" instead of {o.expect.service if o.expect else None!r}"
         ),
+    ),
+    Rule(
+        "missing_keys",
+        Category.PRODUCT_CONTRACT,
+        lambda o: _contract(o) and bool(_missing_keys(o)),
+        lambda o: f"missing keys {_missing_keys(o)}",
     ),
 )
 
@@ -521,6 +538,7 @@ def observe_http(ev: HttpEvidence, expect: Expect) -> Observation:
         http=ev,
         expect=expect,
         body_snippet=ev.body_snippet,
+        content_type=ev.content_type,
     )
 
 
@@ -539,11 +557,13 @@ def observe_ws(
     """A socket's facts: the refused upgrade (and its body), or the error frame and close after it."""
     accepted = ev.status == 101
     refusal_json = ev.body_json if not accepted and isinstance(ev.body_json, Mapping) else None
+    no_answer = ev.status is None and ev.close_code is None
+    content_type = next((v for k, v in ev.headers.items() if k.lower() == "content-type"), None)
     return Observation(
         channel="ws",
         target=target,
         path=_path(ev.url),
-        transport=ev.transport if ev.status is None and ev.close_code is None else None,
+        transport=(ev.transport or "network") if no_answer else None,
         error=ev.error,
         status=ev.status,
         expected=accepted,
@@ -552,6 +572,7 @@ def observe_ws(
         close_reason=ev.close_reason,
         auth_step=auth_step,
         body_snippet=ev.body_snippet,
+        content_type=content_type,
     )
 
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.taxonomy import Category
 
@@ -52,6 +52,13 @@ class Signature(BaseModel):
             except re.error as exc:
                 raise ValueError(f"bad regex {pattern!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _states_a_rule(self) -> Signature:
+        """A signature with no rule would label every failure with its issue."""
+        if not (set(self.model_fields_set) - {"name"}):
+            raise ValueError(f"signature {self.name!r} states no rule: it would match every failure")
+        return self
 
     def matches(self, obs: Observation, category: Category | None, kind: str) -> bool:
         checks = (
@@ -96,6 +103,15 @@ class _Catalogue(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     issues: tuple[KnownIssue, ...]
+
+    @field_validator("issues")
+    @classmethod
+    def _unique_ids(cls, issues: tuple[KnownIssue, ...]) -> tuple[KnownIssue, ...]:
+        ids = [issue.id for issue in issues]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"known-issue ids must be unique: {duplicates}")
+        return issues
 
 
 @functools.cache

@@ -45,6 +45,9 @@ def headline(verdict: Verdict, pytest_exit: int) -> str:
     return _healthy(cov)
 
 
+_HEADLINE_GATES = ("startup_success_rate", "db_phase_max", "golden_path", "availability")
+
+
 def _fix_headline(gates: Sequence[Gate], fix: str | None) -> str:
     if fix == "FIXED":
         return (
@@ -78,7 +81,7 @@ def _incomplete(cov: Sequence[Coverage]) -> str:
     missing = [c for c in cov if c.golden_path and c.state == "not_verified" and c.reason != "not selected"]
     verified = [c for c in cov if c.state == "verified"]
     reasons = sorted({c.reason or "" for c in missing})
-    needs_key = any("E2E_OAUTH_SIMULATION_KEY" in r for r in reasons)
+    needs_key = any("E2E_OAUTH_SIMULATION_KEY is not set" in r for r in reasons)
     how = f"; provide {KEY_HINT}" if needs_key else ""
     done = f"; verified: {_names(verified)}" if verified else ""
     return f"INCOMPLETE: {_names(missing)} not verified ({'; '.join(reasons)}){how}{done}"
@@ -158,14 +161,17 @@ def _failure_lines(tests: Sequence[TestResult]) -> list[str]:
 
 
 def _coverage_lines(cov: Sequence[Coverage]) -> list[str]:
+    """Verified, failed, and not verified grouped by reason (one reason is usually one cause)."""
     verified = [c.title + (f" ({c.reason})" if c.reason else "") for c in cov if c.state == "verified"]
     failed = [c.title for c in cov if c.state == "failed"]
-    missing = [f"{c.title} — {c.reason}" for c in cov if c.state == "not_verified"]
     lines = [f"  verified: {', '.join(verified) or 'nothing'}"]
     if failed:
         lines.append(f"  failed: {', '.join(failed)}")
-    if missing:
-        lines.append(f"  not verified: {'; '.join(missing)}")
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for c in cov:
+        if c.state == "not_verified":
+            by_reason[c.reason or "no reason"].append(c.title)
+    lines += [f"  not verified ({reason}): {', '.join(titles)}" for reason, titles in by_reason.items()]
     return lines
 
 

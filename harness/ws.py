@@ -179,7 +179,7 @@ class ChatSocket:
             if event_type(frame) == ServerType.HANDSHAKE_RESPONSE:
                 await self._acknowledge(frame)
                 return
-            self._pending.append(frame)
+            self._hold(frame)
 
     async def _acknowledge(self, frame: Mapping[str, Any]) -> None:
         """Answer a handshake_response with its thread_id, then wait as the HEAD client does."""
@@ -201,7 +201,14 @@ class ChatSocket:
             if reply is not None and event_type(reply) == ServerType.HANDSHAKE_COMPLETE:
                 return
             if reply is not None:
-                self._pending.append(reply)
+                self._hold(reply)
+
+    def _hold(self, frame: dict[str, Any]) -> None:
+        """Keep a frame read while opening for the turn; an error frame also explains a close that
+        follows it (a database down while the socket opens is the service saying so)."""
+        if event_type(frame) in _ERRORS and self.error_frame is None:
+            self.error_frame = redact_data(flatten(frame))
+        self._pending.append(frame)
 
     async def _expect_frame(self, deadline: float, when: str) -> dict[str, Any]:
         try:

@@ -13,10 +13,7 @@ from harness.settings import Settings
 from harness.staging import Login, SocketControl, Staging
 
 LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
-NO_KEY = (
-    "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target "
-    "(take the key from the secret store)"
-)
+NO_KEY = "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

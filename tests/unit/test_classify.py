@@ -361,6 +361,16 @@ HTTP_CASES: dict[str, HttpCase] = {
         "gateway_page",
     ),
     "gateway-504-empty": HttpCase(http(504), API, Category.INFRA_GATEWAY, "gateway_page"),
+    # a proxy's JSON on 502/504 carries no product error code: still the gateway, not the service's code
+    "proxy-json-502": HttpCase(
+        http(502, {"message": "Bad Gateway"}), API, Category.INFRA_GATEWAY, "gateway_page"
+    ),
+    "google-style-nested-error-503": HttpCase(
+        http(503, {"error": {"code": 503, "message": "Database unavailable", "status": "UNAVAILABLE"}}),
+        API,
+        Category.INFRA_DEPENDENCY,
+        "dependency_down",
+    ),
     "page-labelled-json-503": HttpCase(
         http(503, GFE_503, content_type="application/json", json_error="JSONDecodeError: Expecting value"),
         BACKEND_HEALTH,
@@ -408,6 +418,32 @@ HTTP_CASES: dict[str, HttpCase] = {
     "ws-health-service-not-ready-503": HttpCase(
         http(503, WS_HEALTH_NOT_READY_503, path="/ws/health"), API, Category.PRODUCT_HTTP, "service_error"
     ),
+    "shutting-down-503": HttpCase(
+        http(503, {"error": "Service Unavailable", "message": "Service is shutting down gracefully"}),
+        BACKEND_HEALTH,
+        Category.INFRA_STARTING,
+        "service_unavailable",
+    ),
+    "envelope-unavailable-without-a-cause-503": HttpCase(
+        http(
+            503,
+            {"error": True, "error_code": "SERVICE_UNAVAILABLE", "message": "Try again later"},
+            path="/api/threads",
+        ),
+        API,
+        Category.INFRA_STARTING,
+        "service_unavailable",
+    ),
+    "envelope-internal-error-503": HttpCase(
+        http(
+            503,
+            {"error": True, "error_code": "INTERNAL_ERROR", "message": "Unexpected error"},
+            path="/api/threads",
+        ),
+        API,
+        Category.PRODUCT_HTTP,
+        "service_error",
+    ),
     "500-html": HttpCase(
         http(500, "<html><body>Internal Server Error</body></html>", content_type="text/html"),
         API,
@@ -454,6 +490,10 @@ HTTP_CASES: dict[str, HttpCase] = {
         BACKEND_HEALTH,
         Category.PRODUCT_CONTRACT,
         "wrong_service",
+    ),
+    # the wrong service is the better reason even when its body also lacks an expected key
+    "frontend-without-status": HttpCase(
+        http(200, {"service": "frontend"}), BACKEND_HEALTH, Category.PRODUCT_CONTRACT, "wrong_service"
     ),
 }
 
@@ -526,12 +566,25 @@ WS_CASES: dict[str, WsCase] = {
 }
 
 
-@pytest.mark.parametrize("case", HTTP_CASES.values(), ids=HTTP_CASES.keys())
+# Cases where harness/classify.py disagrees with the real system (reported, not fixed here).
+KNOWN_BUGS: dict[str, str] = {}
+
+
+def _params(cases: Mapping[str, HttpCase]) -> list[Any]:
+    return [
+        pytest.param(case, id=name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])])
+        if name in KNOWN_BUGS
+        else pytest.param(case, id=name)
+        for name, case in cases.items()
+    ]
+
+
+@pytest.mark.parametrize("case", _params(HTTP_CASES))
 def test_http_category(case: HttpCase) -> None:
     assert case.outcome().category == case.category
 
 
-@pytest.mark.parametrize("case", HTTP_CASES.values(), ids=HTTP_CASES.keys())
+@pytest.mark.parametrize("case", _params(HTTP_CASES))
 def test_http_kind(case: HttpCase) -> None:
     assert case.outcome().kind == case.kind
 
@@ -673,14 +726,21 @@ def test_a_dependency_named_on_429_is_a_dependency() -> None:
     assert classify_http(ev, API).kind == "dependency_down"
 
 
-def test_an_unavailability_code_without_a_dependency_is_the_service() -> None:
+def test_an_unavailability_code_on_another_status_is_the_service() -> None:
     body = {"error": True, "error_code": "SERVICE_UNAVAILABLE", "message": "Try again later"}
-    assert classify_http(http(503, body, path="/api/threads"), API).category is Category.PRODUCT_HTTP
+    assert classify_http(http(500, body, path="/api/threads"), API).kind == "service_error"
 
 
-def test_a_socket_refused_with_json_is_the_service_not_a_gateway() -> None:
-    ev = socket(503, body=json.dumps(WS_HEALTH_NOT_READY_503), body_json=WS_HEALTH_NOT_READY_503)
-    assert classify_ws(ev).kind == "service_error"
+def test_a_socket_refused_with_the_services_json_503_is_not_a_gateway_page() -> None:
+    body = {"error": "Service Unavailable", "message": "Service is shutting down gracefully"}
+    ev = socket(503, body=json.dumps(body), body_json=body)
+    assert classify_ws(ev).kind == "service_unavailable"
+
+
+def test_a_socket_refused_with_the_services_json_500_is_its_own_failure() -> None:
+    body = {"error": True, "error_code": "INTERNAL_ERROR", "message": "boom"}
+    ev = socket(500, body=json.dumps(body), body_json=body)
+    assert classify_ws(ev).category is Category.PRODUCT_GOLDEN_PATH
 
 
 def test_a_refused_upgrade_is_an_auth_decision_by_default() -> None:

@@ -290,6 +290,18 @@ def test_an_unknown_signature_field_is_refused(tmp_path: Path) -> None:
         known_issues.load(path)
 
 
+def test_a_signature_without_a_rule_is_refused(tmp_path: Path) -> None:
+    """It would label every failure of every run with its issue."""
+    with pytest.raises(ValidationError, match="states no rule"):
+        known_issues.load(write(tmp_path, {"issues": [issue({"name": "catch-all"})]}))
+
+
+def test_duplicate_issue_ids_are_refused(tmp_path: Path) -> None:
+    twice = issue({"name": "n", "target": "auth"})
+    with pytest.raises(ValidationError, match="unique"):
+        known_issues.load(write(tmp_path, {"issues": [twice, twice]}))
+
+
 def test_an_unknown_issue_field_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, {"issues": [issue({"name": "n", "target": "auth"}, owner="platform")]})
     with pytest.raises(ValidationError, match="owner"):
