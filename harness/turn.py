@@ -72,8 +72,9 @@ class Turn:
                 setattr(self, key, value)
         if kind == ServerType.AGENT_COMPLETED:
             text = answer_text(frame)
-            if text is not None or self.answer is None:
-                self.answer = None if text is None else redact(text)
+            # the latest that carries an answer wins; a blank duplicate never erases a real one
+            if text is not None and (text.strip() or not self.answer):
+                self.answer = redact(text)
         if kind in _ERRORS and self.error_frame is None:
             self.error_frame = redact_data(flat)
         return kind

@@ -49,6 +49,7 @@ SETTLE_S = 0.25  # after the turn balances, keep reading this long for trailing 
 ERROR_CLOSE_WAIT_S = 2.0  # after an error frame instead of the welcome, wait this long for the close
 HANDSHAKE_GRACE_S = 0.5  # after the welcome, how long a handshake_response may take to arrive
 HANDSHAKE_SETTLE_S = 0.5  # after the acknowledgement, as the HEAD client waits before its first message
+DRAIN_S = 0.2  # after a failed send, how long frames received before the close are read
 GARBAGE_LIMIT = 500
 MAX_FRAME_BYTES = 5 * 1024 * 1024  # the HEAD client's limit
 
@@ -246,7 +247,19 @@ class ChatSocket:
             await self._ws.send(json.dumps(frame))
         except ConnectionClosed as exc:
             self._note_close(exc)
+            await self._drain()
             raise self._failure(f"while sending {frame.get('type')}") from None
+
+    async def _drain(self) -> None:
+        """Read what arrived before the close (an error frame saying why), so that it is classified."""
+        until = time.monotonic() + DRAIN_S
+        while True:
+            try:
+                frame = await self._next(until, replay=False)
+            except (TimeoutError, ConnectionClosed):
+                return
+            if frame is not None:
+                self._hold(frame)
 
     def _note_close(self, exc: ConnectionClosed) -> None:
         self.evidence.close_code = exc.rcvd.code if exc.rcvd else int(CloseCode.ABNORMAL)

@@ -6,8 +6,10 @@ against it in `asyncio.run`, and asserts exactly one expected outcome: a pass, o
 (and the decision table's row, `kind`).
 
 Timing: a server that sends no handshake makes the client wait its grace period after the welcome
-(`HANDSHAKE_GRACE_S`). Tests whose subject is not that wait shorten it (`quick_grace`, autouse); the
-handshake tests whose subject is the timing itself (`real_grace`) keep the shipped value.
+(`HANDSHAKE_GRACE_S`, 0.5 s) before it asks. Tests where nothing is due in that window shorten it
+(`quick_grace`, autouse: speed only); tests whose server sends its handshake or a failure in that
+window, or whose subject is the wait itself, request `real_grace` and keep the shipped value (the
+handshake or the close ends the wait early, so it costs them nothing).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, Transport, open_socket
 pytestmark = pytest.mark.unit
 
 T = TypeVar("T")
-Frame = dict[str, Any] | str  # a str is sent verbatim (garbage)
+Frame = dict[str, Any] | str | float  # a str is sent verbatim (garbage), a float is a pause (s)
 Shape = Literal["data", "payload", "system_message", "flat"]
 Close = tuple[int, str]
 
@@ -49,6 +51,9 @@ RUN = "run_0f3c"
 THREAD = "thread_1_6a1d3e"  # the thread a HEAD handshake offers
 WELCOME_USER = "e2e-e2e-..."  # the real server shows the first 8 characters and "..."
 SESSION_TOKEN = "sess_Qm9xN3c5VnR5bG9uZ2Vub3VnaA"
+LATE_S = 0.8  # a handshake offer this long after the welcome comes after the client's grace
+SHORT_S = 0.9  # "a short grace": what a server without a handshake may cost at most
+TRAILING_S = 0.1  # a duplicate arriving this long after the turn balanced (inside the settle window)
 QUICK_GRACE_S = 0.05
 HTML_503 = (
     "<!DOCTYPE html><html lang=en><title>Error 503 (Server Error)!!1</title>"
@@ -58,7 +63,7 @@ HTML_503 = (
 
 @pytest.fixture
 def real_grace() -> None:
-    """Requested by the tests whose subject is the handshake timing: keep the shipped grace."""
+    """Keep the shipped grace: the server sends something inside it, or the grace is the subject."""
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +128,7 @@ def welcome() -> dict[str, Any]:
     return ConnectionEstablished(data=data).model_dump(mode="json")
 
 
-def handshake(thread_id: str = THREAD, session_token: str = SESSION_TOKEN) -> dict[str, Any]:
+def handshake_offer(thread_id: str = THREAD, session_token: str = SESSION_TOKEN) -> dict[str, Any]:
     frame = HandshakeResponse(
         thread_id=thread_id, run_id=RUN, request_id="req_1", session_token=session_token
     )
@@ -179,9 +184,7 @@ class Script:
     after: Sequence[Frame] = ()
     close_at_open: Close | Literal["abort"] | None = None
     handshake: Literal["before", "after"] | None = None
-    handshake_frame: dict[str, Any] = field(
-        default_factory=lambda: handshake()
-    )  # the module function, not the field
+    handshake_frame: dict[str, Any] = field(default_factory=handshake_offer)
     handshake_delay_s: float = 0.0
     handshake_complete: bool = True
     on_first_frame: Close | None = None
@@ -233,7 +236,10 @@ class Script:
 
 async def send_all(ws: ServerConnection, frames: Sequence[Frame]) -> None:
     for frame in frames:
-        await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        if isinstance(frame, float):
+            await asyncio.sleep(frame)
+        else:
+            await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
 
 
 async def finish(ws: ServerConnection, how: Close | Literal["abort"] | None) -> bool:
@@ -289,8 +295,12 @@ class Chat:
     ask_s: float
 
 
-async def open_(url: str, *, transport: Transport = "header", deadline_s: float = 3.0) -> ChatSocket:
-    return await open_socket(url, TOKEN, transport=transport, open_timeout_s=2.0, deadline_s=deadline_s)
+async def open_(
+    url: str, *, transport: Transport = "header", open_timeout_s: float = 2.0, deadline_s: float = 3.0
+) -> ChatSocket:
+    return await open_socket(
+        url, TOKEN, transport=transport, open_timeout_s=open_timeout_s, deadline_s=deadline_s
+    )
 
 
 def chat(
@@ -371,12 +381,22 @@ def test_aebb16f_mix_of_bridge_payload_and_flat_frames_passes() -> None:
         executing,
         tool_done,
         completed("flat"),
+        TRAILING_S,
         completed("payload"),
     ]
     turn = chat(Script(frames)).turn
     validate_turn(turn, QUESTION)
     assert turn.answer == ANSWER and turn.ended_by == "completed"
     assert turn.types.count("agent_started") == 2 and turn.types.count("agent_completed") == 2
+
+
+def test_flat_agent_completed_answer_is_its_final_response() -> None:
+    """The real flat agent_completed: the text in `final_response`, `result` a dict without text."""
+    result = {"status": "completed", "execution_time_ms": 42, "tools_used": ["deployment_lookup"]}
+    frames = [*golden()[:4], event("agent_completed", "flat", final_response=ANSWER, result=result)]
+    turn = chat(Script(frames)).turn
+    validate_turn(turn, QUESTION)
+    assert turn.answer == ANSWER
 
 
 def test_heartbeats_anywhere_are_not_events_and_do_not_break_the_order() -> None:
@@ -393,8 +413,20 @@ def test_the_last_agent_completed_carrying_an_answer_wins() -> None:
     frames = [
         *golden()[:4],
         completed("payload", answer="An interim note while the staging lookup runs."),
+        TRAILING_S,  # the final answer trails the first (already balanced) agent_completed
         completed("flat"),
         event("agent_completed", "data", status="completed"),  # a duplicate without an answer
+    ]
+    turn = chat(Script(frames)).turn
+    validate_turn(turn, QUESTION)
+    assert turn.answer == ANSWER
+
+
+def test_a_blank_duplicate_after_the_answer_does_not_erase_it() -> None:
+    frames = [
+        *golden()[:4],
+        completed("flat"),
+        event("agent_completed", "data", status="completed", result=""),
     ]
     turn = chat(Script(frames)).turn
     validate_turn(turn, QUESTION)
@@ -414,7 +446,9 @@ def test_non_json_frames_are_recorded_and_the_turn_still_judged() -> None:
 
 
 @pytest.mark.parametrize("order", ["after", "before"])
-def test_handshake_is_acknowledged_and_its_thread_used(order: Literal["before", "after"]) -> None:
+def test_handshake_is_acknowledged_and_its_thread_used(
+    order: Literal["before", "after"], real_grace: None
+) -> None:
     script = Script(golden("system_message"), handshake=order)
     result = chat(script)
     validate_turn(result.turn, QUESTION)
@@ -425,7 +459,7 @@ def test_handshake_is_acknowledged_and_its_thread_used(order: Literal["before", 
     assert script.dropped == [] and not result.turn.resent
 
 
-def test_server_dropping_messages_before_the_ack_still_answers() -> None:
+def test_server_dropping_messages_before_the_ack_still_answers(real_grace: None) -> None:
     """HEAD loses every message sent before the acknowledgement; here it also sends no
     handshake_complete and a heartbeat right after its offer: the client still waits its settle."""
     script = Script(
@@ -438,8 +472,8 @@ def test_server_dropping_messages_before_the_ack_still_answers() -> None:
 
 def test_late_handshake_is_acknowledged_and_the_question_resent(real_grace: None) -> None:
     """The offer arrives after the grace (the question already sent, and lost): ack, then send again."""
-    delay = HANDSHAKE_GRACE_S + 0.3
-    script = Script(golden("system_message"), handshake="after", handshake_delay_s=delay)
+    assert LATE_S > HANDSHAKE_GRACE_S + 0.2, "the client's grace is no longer short"
+    script = Script(golden("system_message"), handshake="after", handshake_delay_s=LATE_S)
     result = chat(script)
     validate_turn(result.turn, QUESTION)
     assert result.turn.resent and result.turn.thread_id == THREAD
@@ -452,18 +486,18 @@ def test_no_handshake_costs_only_the_short_grace(real_grace: None) -> None:
     script = Script(golden())
     result = chat(script)
     validate_turn(result.turn, QUESTION)
-    assert HANDSHAKE_GRACE_S <= result.open_s < HANDSHAKE_GRACE_S + 0.4
+    assert HANDSHAKE_GRACE_S <= result.open_s < min(SHORT_S, HANDSHAKE_GRACE_S + 0.4)
     assert result.socket.handshake_thread_id is None and not result.turn.resent
     assert sent_types(script) == ["user_message"]
     assert "thread_id" not in script.user_messages()[0]["payload"]
 
 
-def test_handshake_session_token_never_leaves_the_client() -> None:
+def test_handshake_session_token_never_leaves_the_client(real_grace: None) -> None:
     """Masked by field name in the handshake frame, and by registration where the server echoes it."""
     session_token = "sess_" + secrets.token_urlsafe(18)
     leak = event("agent_error", status="error", error_message=f"session {session_token} expired")
     script = Script(
-        [*golden()[:2], leak], handshake="after", handshake_frame=handshake(session_token=session_token)
+        [*golden()[:2], leak], handshake="after", handshake_frame=handshake_offer(session_token=session_token)
     )
     result = chat(script)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
@@ -481,7 +515,7 @@ def test_handshake_session_token_never_leaves_the_client() -> None:
     assert handshake_seen["frame"]["session_token"] == "***REDACTED***"
 
 
-def test_handshake_without_thread_id_is_a_contract_failure() -> None:
+def test_handshake_without_thread_id_is_a_contract_failure(real_grace: None) -> None:
     offer = {"type": "handshake_response", "session_token": SESSION_TOKEN, "message": "Handshake initiated"}
     exc = open_failure(Script(handshake="after", handshake_frame=offer))
     assert exc.category == Category.PRODUCT_CONTRACT and "without a thread_id" in exc.detail
@@ -514,16 +548,18 @@ DOWN_WHILE_OPENING = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG harness/ws.py: a frame read in the post-welcome grace (_await_handshake) or the post-ack "
-    "settle (_acknowledge) is only queued in _pending; when the close follows, _failure classifies "
-    "without it (error_frame None): the service's 'Database unavailable' becomes product.golden_path "
-    "(close 1011) instead of infra.dependency",
-)
 @pytest.mark.parametrize("when", list(DOWN_WHILE_OPENING))
-def test_database_down_while_opening_is_infra_dependency(when: str) -> None:
+def test_database_down_while_opening_is_infra_dependency(when: str, real_grace: None) -> None:
+    """A frame read while opening (held for the turn) still explains the close that follows it."""
     exc = open_failure(DOWN_WHILE_OPENING[when])
+    assert isinstance(exc, InfraFailure), exc
+    assert (exc.category, exc.kind) == (Category.INFRA_DEPENDENCY, "dependency_down")
+
+
+def test_database_down_before_the_ack_is_sent_is_infra_dependency() -> None:
+    """HEAD with the offer before the welcome, then the failure at once (before the ack goes out)."""
+    script = Script(handshake="before", after=[DOWN], close_at_open=(1011, "Internal error"))
+    exc = open_failure(script)
     assert (exc.category, exc.kind) == (Category.INFRA_DEPENDENCY, "dependency_down"), exc
 
 
@@ -570,6 +606,33 @@ def test_upgrade_refused_503_with_the_services_startup_json_is_infra_starting() 
     assert (exc.category, exc.kind) == (Category.INFRA_STARTING, "service_starting")
 
 
+def test_upgrade_never_answered_is_infra_timeout_at_the_open_timeout() -> None:
+    """TCP accepted, the HTTP upgrade never answered (a hung load balancer)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+
+    async def main() -> None:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            await open_(f"ws://127.0.0.1:{port}/ws", open_timeout_s=0.3)
+
+    began = time.monotonic()
+    exc = failure(lambda: asyncio.run(main()))
+    assert isinstance(exc, InfraFailure), exc
+    assert (exc.category, exc.kind) == (Category.INFRA_TIMEOUT, "no_answer_timeout")
+    assert time.monotonic() - began < 1.0
+
+
+def test_no_welcome_at_all_fails_at_the_open_deadline() -> None:
+    began = time.monotonic()
+    exc = failure(lambda: against(Script(welcome=False), lambda url: open_(url, deadline_s=0.5)))
+    assert (exc.category, exc.kind) == (Category.PRODUCT_CONTRACT, "no_welcome")
+    assert "no connection_established within the deadline" in exc.detail
+    assert time.monotonic() - began < 1.0
+
+
 def test_refused_port_is_infra_unreachable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -591,14 +654,23 @@ def test_orderly_close_before_the_welcome_is_the_product() -> None:
 
 
 @pytest.mark.parametrize(
-    "first",
-    ["<html>frontend</html>", {"type": "agent_started", "data": {}}, {"hello": "world"}],
+    ("first", "said"),
+    [
+        ("<html>frontend</html>", "a non-JSON frame before connection_established"),
+        (
+            {"type": "agent_started", "data": {}},
+            "first frame was 'agent_started', not connection_established",
+        ),
+        ({"hello": "world"}, "a non-JSON frame before connection_established"),  # no `type`: not a frame
+    ],
     ids=["not-json", "an-event", "no-type"],
 )
-def test_first_frame_not_the_welcome_is_product_contract(first: Frame) -> None:
+def test_first_frame_not_the_welcome_is_product_contract(first: Frame, said: str) -> None:
+    """Judged on that frame, at once (the server keeps the socket open: no wait for the deadline)."""
     exc = open_failure(Script(before=[first], welcome=False))
     assert isinstance(exc, ProductFailure), exc
     assert (exc.category, exc.kind) == (Category.PRODUCT_CONTRACT, "no_welcome")
+    assert said in exc.detail and exc.evidence["elapsed_s"] < 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,9 +695,12 @@ def test_error_frame_and_1011_mid_turn_is_the_product() -> None:
 
 
 def test_agent_error_naming_the_database_down_is_infra_dependency() -> None:
-    exc = turn_failure(Script([*golden()[:2], DATABASE_DOWN]))
+    """The error event ends the turn at once (the socket stays open): no wait for the deadline."""
+    result = chat(Script([*golden()[:2], DATABASE_DOWN]))
+    exc = failure(lambda: validate_turn(result.turn, QUESTION))
     assert isinstance(exc, InfraFailure), exc
     assert (exc.category, exc.kind) == (Category.INFRA_DEPENDENCY, "dependency_down")
+    assert result.turn.ended_by == "error" and result.ask_s < 1.0
 
 
 @pytest.mark.parametrize(
@@ -659,18 +734,9 @@ def test_agent_completed_without_an_answer_is_named() -> None:
     assert "agent_completed without a readable answer" in golden_failure(frames)
 
 
-def test_empty_answer_fails_the_golden_path() -> None:
-    golden_failure(golden(answer="  \n "))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG harness/turn.py + contract/frames.py: answer_text() turns a blank answer into None, so "
-    "answer_rule's 'carried an empty answer' row can never fire; a blank final_response is reported "
-    "as 'without a readable answer (no final_response|response|result)', naming the wrong rule",
-)
-def test_empty_answer_is_named_as_empty() -> None:
-    assert "agent_completed carried an empty answer" in golden_failure(golden(answer="  \n "))
+@pytest.mark.parametrize("shape", ["data", "payload", "flat"])
+def test_empty_answer_is_named(shape: Shape) -> None:
+    assert "agent_completed carried an empty answer" in golden_failure(golden(shape, answer="  \n "))
 
 
 def test_answer_not_about_the_question_is_named() -> None:
@@ -680,11 +746,19 @@ def test_answer_not_about_the_question_is_named() -> None:
 
 
 def test_never_completing_fails_at_the_deadline_not_later() -> None:
-    result = chat(Script([*golden()[:2], heartbeat()]), deadline_s=1.0)
+    keep_alive = [heartbeat(), 0.3] * 6  # heartbeats for 1.8 s do not extend the 1 s deadline
+    result = chat(Script([*golden()[:2], *keep_alive]), deadline_s=1.0)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
     assert 1.0 <= result.ask_s < 1.5 and result.turn.ended_by == "deadline"
     assert exc.category == Category.PRODUCT_GOLDEN_PATH
     assert "no answer within 1s while the connection stayed up" in exc.detail
+
+
+@pytest.mark.parametrize("end", [(1000, "Normal closure"), (1001, "Going away")])
+def test_a_close_after_a_complete_turn_ends_nothing(end: Close) -> None:
+    turn = chat(Script(golden(), end=end)).turn
+    validate_turn(turn, QUESTION)
+    assert (turn.ended_by, turn.close_code) == ("completed", end[0])
 
 
 def test_socket_failure_is_the_one_reason_for_the_missing_answer() -> None:
@@ -701,7 +775,7 @@ def test_subprotocol_token_echoed_back_never_appears_anywhere() -> None:
     """The server echoes `jwt.<token>`, then repeats it in its frames; nothing kept holds it."""
     echoed = f"jwt.{TOKEN}"
     script = Script(
-        [*golden()[:2], event("agent_error", status="error", error_message=f"bad protocol {echoed}")],
+        [*golden()[:2], event("agent_error", error_message=f"bad protocol {echoed} (token {TOKEN})")],
         after=[{"type": "heartbeat", "data": {"protocol": echoed}}],
     )
     result = chat(script, transport="subprotocol", select_subprotocol=echo_subprotocol)
@@ -719,7 +793,7 @@ def test_subprotocol_token_echoed_back_never_appears_anywhere() -> None:
 
 
 def test_subprotocol_token_in_a_refused_upgrade_is_masked() -> None:
-    refusal = reject(403, f"unknown subprotocol jwt.{TOKEN}", "text/plain")
+    refusal = reject(403, f"unknown subprotocol jwt.{TOKEN}; token {TOKEN} refused", "text/plain")
     exc = failure(
         lambda: against(Script(), lambda url: open_(url, transport="subprotocol"), process_request=refusal)
     )
