@@ -326,21 +326,12 @@ class Staging:
             if failure.category is Category.PRODUCT_AUTH:
                 return failure.detail
             raise
-        shown = welcome.get("user_id")
-        outcome = finding(
-            Observation(channel="ws", target="backend", path="/ws", status=101, expected=True),
-            Category.PRODUCT_AUTH,
+        raise socket_auth_finding(
             "ws_accepted_without_valid_token",
-            f"the chat socket accepted the connection and welcomed user {shown!r}: authentication is not "
-            "enforced (staging's RELAXED auth invents a user, DEMO_MODE makes every socket demo-user-001)",
-        )
-        raise ProductFailure(
-            Category.PRODUCT_AUTH,
-            outcome.reason,
-            {"welcome": welcome},
-            outcome.known_issue,
-            kind=outcome.kind,
-            service="backend",
+            f"the chat socket accepted the connection and welcomed user {welcome.get('user_id')!r}: "
+            "authentication is not enforced (staging's RELAXED auth invents a user, DEMO_MODE makes every "
+            "socket demo-user-001)",
+            welcome,
         )
 
     async def _open(self, token: str | None, transport: Transport) -> ChatSocket:
@@ -381,6 +372,21 @@ def _host(url: str) -> str:
     except ValueError:
         return url
     return f"{parts.hostname}:{parts.port or ''}"
+
+
+def socket_auth_finding(kind: str, reason: str, welcome: dict[str, Any]) -> ProductFailure:
+    """A chat socket's auth finding (accepted without a valid token, welcomed as someone else),
+    labelled by the known-issue catalogue."""
+    accepted = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
+    outcome = finding(accepted, Category.PRODUCT_AUTH, kind, reason)
+    return ProductFailure(
+        Category.PRODUCT_AUTH,
+        outcome.reason,
+        {"welcome": welcome},
+        outcome.known_issue,
+        kind=kind,
+        service="backend",
+    )
 
 
 def failure_of(outcome: Outcome, ev: HttpEvidence, what: str, service: str) -> E2EFailure:

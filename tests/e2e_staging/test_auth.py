@@ -17,10 +17,9 @@ import jwt
 import pytest
 
 from contract.identity import JWT_ALGORITHM, token_claims
-from harness.classify import Observation, finding
 from harness.errors import ProductFailure
 from harness.settings import Settings
-from harness.staging import Login, SocketControl, Staging, user_matches
+from harness.staging import Login, SocketControl, Staging, socket_auth_finding, user_matches
 from harness.taxonomy import Category
 
 pytestmark = [
@@ -74,20 +73,11 @@ def test_chat_socket_welcomes_the_logged_in_user(socket_control: SocketControl, 
         raise socket_control.failure
     shown = (socket_control.welcome or {}).get("user_id")
     if not user_matches(shown if isinstance(shown, str) else None, login.user_id):
-        outcome = finding(
-            Observation(channel="ws", target="backend", path="/ws", status=101, expected=True),
-            Category.PRODUCT_AUTH,
+        raise socket_auth_finding(
             "ws_wrong_user",
             f"the chat socket welcomed user {shown!r}, not the logged-in {login.user_id!r} "
             "(DEMO_MODE makes every socket 'demo-user-001'; its threads are then not the user's)",
-        )
-        raise ProductFailure(
-            Category.PRODUCT_AUTH,
-            outcome.reason,
-            {"welcome": socket_control.welcome},
-            outcome.known_issue,
-            kind=outcome.kind,
-            service="backend",
+            socket_control.welcome or {},
         )
 
 

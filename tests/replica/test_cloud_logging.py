@@ -13,15 +13,14 @@ import json
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from lifecycle import poll_until, running
 
 from replica.cloud_logging import LOG_STDERR, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
@@ -117,29 +116,6 @@ def success_rate(found: list[Startup]) -> float | None:
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-
-def poll_until(
-    probe: Callable[[], T | None], timeout_s: float, interval_s: float = 0.2
-) -> tuple[T | None, float]:
-    """(the first truthy value `probe` returns, seconds it took); (None, timeout) if none came in time."""
-    started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < timeout_s:
-        value = probe()
-        if value:
-            return value, elapsed
-        time.sleep(interval_s)
-    return None, timeout_s
-
-
-@contextmanager
-def running(run_dir: Path, scenario: str, **start_kwargs: Any) -> Iterator[ReplicaHandle]:
-    """A replica of `scenario` that is stopped whatever the test did."""
-    handle = ReplicaHandle.start(scenario, run_dir, **start_kwargs)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def instance_ids(handle: ReplicaHandle) -> set[str]:

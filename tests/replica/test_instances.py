@@ -17,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from lifecycle import poll_until, running
 from test_cloud_logging import (
     FAILED_AT,
     Startup,
     outcomes,
-    poll_until,
-    running,
     startups,
     success_rate,
 )

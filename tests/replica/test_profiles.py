@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from lifecycle import stop_process
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -99,13 +100,7 @@ class Service:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 class CuttableDatabasePath:
@@ -159,16 +154,6 @@ def _spawn(module: str, name: str, config: ServiceConfig, logs: Path) -> Service
             stderr=log,
         )
     return Service(name, port, process, log_path)
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path_factory.mktemp("pg"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

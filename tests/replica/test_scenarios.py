@@ -15,8 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+from lifecycle import poll_until, running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -58,19 +58,6 @@ LEGACY = {"profile": "legacy"}
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-
-def poll_until(
-    probe: Callable[[], T | None], timeout_s: float, interval_s: float = 0.1
-) -> tuple[T | None, float]:
-    """(the first truthy value `probe` returns, seconds it took); (None, timeout) if none came in time."""
-    started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < timeout_s:
-        value = probe()
-        if value:
-            return value, elapsed
-        time.sleep(interval_s)
-    return None, timeout_s
 
 
 def get(url: str) -> httpx.Response:
@@ -170,16 +157,6 @@ def cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def cli_status(run_dir: Path) -> dict[str, Any]:
     return dict(json.loads(cli(run_dir, "status").stdout))
-
-
-@contextmanager
-def running(run_dir: Path, scenario: str, **start_kwargs: Any) -> Iterator[ReplicaHandle]:
-    """A replica of `scenario` that is stopped whatever the test did."""
-    handle = ReplicaHandle.start(scenario, run_dir, **start_kwargs)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def crash_loop_status(handle: ReplicaHandle, *, in_backoff: bool = False) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from lifecycle import stop_process
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -68,13 +69,7 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
     def wait_serving(self, path: str) -> None:
         """Block until GET `path` answers 200; fail with the service's stderr if it dies first."""
@@ -126,16 +121,6 @@ class Launcher:
     def stop_all(self) -> None:
         for service in self.services:
             service.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path_factory.mktemp("pg"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,12 @@ from harness.startup_evidence import (
     LOG_TEXT_REGEX,
     Outcome,
     StartupRecord,
-    gcloud_filter,
-    load_entries,
     parse,
     parse_entries,
     parse_timestamp,
     summarize,
 )
+from harness.startup_sources import gcloud_filter, load_entries
 
 pytestmark = pytest.mark.unit
 
