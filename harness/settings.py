@@ -42,6 +42,8 @@ _TIMING: dict[Env, tuple[float, float, float]] = {
     "staging": (10.0, 90.0, 60.0),
     "custom": (10.0, 90.0, 60.0),
 }
+# Requests per second: a shared staging gets 10; the local replica is ours alone.
+_MAX_RPS: dict[Env, float] = {"local": 100.0, "staging": 10.0, "custom": 10.0}
 
 _Getter = Callable[[str], "str | None"]
 
@@ -221,7 +223,7 @@ class Settings:
             agent_timeout_s=_seconds(get, "E2E_AGENT_TIMEOUT_S", agent_s),
             retry_budget_s=_seconds(get, "E2E_RETRY_BUDGET_S", budget_s, allow_zero=True),
             max_concurrency=_positive_int(get, "E2E_MAX_CONCURRENCY", 4),
-            max_rps=_seconds(get, "E2E_MAX_RPS", 10.0),
+            max_rps=_seconds(get, "E2E_MAX_RPS", _MAX_RPS[profile]),
             allow_production=_flag(get, "E2E_ALLOW_PRODUCTION"),
             body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
             verify=VerifyFix.from_env(get, profile),

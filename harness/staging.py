@@ -29,7 +29,7 @@ from harness.retry import RetryPolicy, retry_async
 from harness.settings import Settings
 from harness.taxonomy import Category
 from harness.turn import Turn
-from harness.ws import ChatSocket, Transport, open_socket
+from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, Transport, open_socket
 
 Target = Literal["backend", "auth"]
 T = TypeVar("T")
@@ -296,7 +296,7 @@ class Staging:
         """Open a socket (retrying transient infrastructure refusals), ask once, collect the turn."""
 
         async def turn() -> Turn:
-            socket = await self._open(token, transport)
+            socket = await self._open(token, transport, handshake_grace_s=HANDSHAKE_GRACE_S)
             try:
                 return await socket.ask(question, self.settings.agent_timeout_s)
             finally:
@@ -308,7 +308,7 @@ class Staging:
         """Open a chat socket, note its welcome, close it; raises the classified failure when refused."""
 
         async def once() -> dict[str, Any]:
-            socket = await self._open(token, transport)
+            socket = await self._open(token, transport, handshake_grace_s=0.0)
             await socket.close()
             return socket.welcome
 
@@ -334,7 +334,7 @@ class Staging:
             welcome,
         )
 
-    async def _open(self, token: str | None, transport: Transport) -> ChatSocket:
+    async def _open(self, token: str | None, transport: Transport, *, handshake_grace_s: float) -> ChatSocket:
         """Precondition first: the backend serves (its health, retried through a slow start);
         a socket refused by a backend that is still starting proves nothing about auth."""
         await self._check("backend", "/health", what="backend health before the chat socket")
@@ -351,6 +351,7 @@ class Staging:
                 open_timeout_s=self.settings.request_timeout_s,
                 deadline_s=self.settings.request_timeout_s,
                 pacer=client.pacer,
+                handshake_grace_s=handshake_grace_s,
             ),
             url=ws_url,
         )

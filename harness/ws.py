@@ -47,7 +47,7 @@ BODY_SNIPPET_BYTES = 2048
 CLOSE_TIMEOUT_S = 2.0
 SETTLE_S = 0.25  # after the turn balances, keep reading this long for trailing duplicates
 ERROR_CLOSE_WAIT_S = 2.0  # after an error frame instead of the welcome, wait this long for the close
-HANDSHAKE_GRACE_S = 0.5  # after the welcome, how long a handshake_response may take to arrive
+HANDSHAKE_GRACE_S = 0.25  # after the welcome, how long a handshake_response may take to arrive
 HANDSHAKE_SETTLE_S = 0.5  # after the acknowledgement, as the HEAD client waits before its first message
 DRAIN_S = 0.2  # after a failed send, how long frames received before the close are read
 GARBAGE_LIMIT = 500
@@ -148,7 +148,7 @@ class ChatSocket:
 
     # -- opening ---------------------------------------------------------------------------------
 
-    async def _open(self, deadline: float) -> None:
+    async def _open(self, deadline: float, handshake_grace_s: float) -> None:
         """Welcome (with any handshake before it), then a grace period for a handshake after it."""
         while not self.welcome:
             frame = await self._expect_frame(deadline, "before connection_established")
@@ -164,7 +164,7 @@ class ChatSocket:
             elif kind not in _HOUSEKEEPING:
                 raise self._contract(f"first frame was {kind!r}, not connection_established")
         if self.handshake_thread_id is None:
-            await self._await_handshake(min(deadline, time.monotonic() + HANDSHAKE_GRACE_S))
+            await self._await_handshake(min(deadline, time.monotonic() + handshake_grace_s))
 
     async def _await_handshake(self, until: float) -> None:
         """A handshake_response within the grace period is acknowledged; other frames wait for the turn."""
@@ -378,11 +378,13 @@ async def open_socket(
     open_timeout_s: float = 10.0,
     deadline_s: float = 20.0,
     pacer: Pacer | None = None,
+    handshake_grace_s: float = HANDSHAKE_GRACE_S,
 ) -> ChatSocket:
     """Connect and require the welcome within `deadline_s`; raise a classified failure otherwise.
 
     `open_timeout_s` bounds TCP+TLS+upgrade; `deadline_s` bounds everything up to the welcome and
-    the handshake. `token=None` sends no credentials (negative auth).
+    the handshake. `token=None` sends no credentials (negative auth). A socket opened only to see
+    its welcome asks nothing, so it needs no grace for a late handshake (`handshake_grace_s=0`).
     """
     register(token)
     if pacer is not None:
@@ -405,7 +407,7 @@ async def open_socket(
     evidence.headers = redact_headers(dict(ws.response.headers.raw_items())) if ws.response else {}
     socket = ChatSocket(ws, evidence, started)
     try:
-        await socket._open(started + deadline_s)
+        await socket._open(started + deadline_s, handshake_grace_s)
     except BaseException:
         await socket.close()
         raise

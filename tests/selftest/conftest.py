@@ -25,6 +25,8 @@ SUITE = "tests/e2e_staging"
 # A JWT (header and payload both JSON objects), and a bearer credential that is not the mask.
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 BEARER_UNMASKED = re.compile(r"(?i)\bbearer\s+(?!\*\*\*REDACTED\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
+# The replica's HEAD handshake hands out `session_token`s shaped like this (a credential).
+SESSION_TOKEN = re.compile(r"sess_[A-Za-z0-9_-]{16,}")
 
 
 @dataclass
@@ -50,7 +52,7 @@ class SuiteRun:
         `values` are secrets known by value (the bypass key); tokens are found by their shape.
         """
         patterns = {f"secret value #{i + 1}": re.compile(re.escape(v)) for i, v in enumerate(values) if v}
-        patterns |= {"JWT": JWT_SHAPE, "unmasked Bearer": BEARER_UNMASKED}
+        patterns |= {"JWT": JWT_SHAPE, "unmasked Bearer": BEARER_UNMASKED, "session token": SESSION_TOKEN}
         sources = {
             str(path.relative_to(self.reports)): path.read_bytes().decode("utf-8", errors="replace")
             for path in sorted(self.reports.rglob("*"))

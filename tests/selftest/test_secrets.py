@@ -29,7 +29,7 @@ REVEALING_ARGS = ["--log-level=DEBUG", "-rA", "-o", "junit_logging=all"]
 REFUSAL_BOUND_S = 15.0
 
 
-@pytest.mark.parametrize("target", ["healthy", "issue-1278", "token-echo"])
+@pytest.mark.parametrize("target", ["healthy", "issue-1278", "token-echo", "head-handshake"])
 def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
     key = f"selftest-key-{secrets.token_urlsafe(18)}"
     if target == "token-echo":
@@ -39,6 +39,13 @@ def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytes
             "hostile", HOSTILE_SELECTION, extra_env=hostile.suite_env(key), extra_args=REVEALING_ARGS
         )
         assert hostile.stats()["echoes"] > 0, "the impostor echoed nothing: the scan would prove nothing"
+    elif target == "head-handshake":  # the HEAD profile hands every socket a session_token
+        env = {"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_PROFILE": "head"}
+        run = fresh_suite("healthy", LOCAL_SELECTION, extra_env=env, extra_args=REVEALING_ARGS)
+        attachments = "".join(p.read_text() for p in run.reports.glob("allure-results/*-attachment.json"))
+        assert '"session_token": "***REDACTED***"' in attachments, (
+            "no handshake in the evidence: nothing to scan"
+        )
     else:
         run = fresh_suite(
             target, LOCAL_SELECTION, extra_env={"E2E_OAUTH_SIMULATION_KEY": key}, extra_args=REVEALING_ARGS

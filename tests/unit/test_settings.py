@@ -41,7 +41,11 @@ def test_local_defaults() -> None:
         settings.max_rps,
         settings.body_limit_bytes,
         settings.test_email,
-    ) == (15.0, 5.0, 4, 10.0, 1024 * 1024, DEFAULT_TEST_EMAIL)
+    ) == (15.0, 5.0, 4, 100.0, 1024 * 1024, DEFAULT_TEST_EMAIL)  # the replica is ours alone: 100 rps
+
+
+def test_staging_is_paced_at_ten_requests_a_second() -> None:
+    assert (Settings.from_env({"E2E_ENV": "staging"}).max_rps, Settings.from_env(CUSTOM).max_rps) == (10.0, 10.0)
 
 
 def test_staging_profile_urls_and_timeouts() -> None:
