@@ -43,9 +43,7 @@ def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytes
         env = {"E2E_OAUTH_SIMULATION_KEY": key, "REPLICA_PROFILE": "head"}
         run = fresh_suite("healthy", LOCAL_SELECTION, extra_env=env, extra_args=REVEALING_ARGS)
         attachments = "".join(p.read_text() for p in run.reports.glob("allure-results/*-attachment.json"))
-        assert '"session_token": "***REDACTED***"' in attachments, (
-            "no handshake in the evidence: nothing to scan"
-        )
+        assert '"session_token":' in attachments, "no handshake in the evidence: nothing to scan"
     else:
         run = fresh_suite(
             target, LOCAL_SELECTION, extra_env={"E2E_OAUTH_SIMULATION_KEY": key}, extra_args=REVEALING_ARGS
