@@ -161,7 +161,10 @@ def _failure_lines(tests: Sequence[TestResult]) -> list[str]:
 
 
 def _coverage_lines(cov: Sequence[Coverage]) -> list[str]:
-    """Verified, failed, and not verified grouped by reason (one reason is usually one cause)."""
+    """Verified, failed, and not verified grouped by reason (one reason is usually one cause); nothing
+    for a run that selected no capability (a reproduction)."""
+    if all(c.reason == "not selected" for c in cov):
+        return []
     verified = [c.title + (f" ({c.reason})" if c.reason else "") for c in cov if c.state == "verified"]
     failed = [c.title for c in cov if c.state == "failed"]
     lines = [f"  verified: {', '.join(verified) or 'nothing'}"]

@@ -214,12 +214,12 @@ def test_no_issue_1278_signature_in_any_probe(availability: list[HttpEvidence]) 
 def _startup_failure(summary: StartupSummary, message: str, kind: str) -> InfraFailure:
     """Startups failing, or slow, in the backend's own logs: infrastructure (the catalogue knows
     startups failing in the database phase as #1278)."""
-    phases = ", ".join(f"{phase} {n}" for phase, n in sorted(summary.failed_phases.items())) or "none failed"
+    phases = ", ".join(f"{phase} {n}" for phase, n in sorted(summary.failed_phases.items()))
     category = Category.INFRA_STARTING if kind.startswith("startups_failed") else Category.INFRA_DEPENDENCY
     outcome = finding(Observation(channel="logs", target="backend", path="startup"), category, kind, message)
     return InfraFailure(
         category,
-        f"{message} (failing phases: {phases}); {summary.text()}",
+        f"{message}{f' (failing phases: {phases})' if phases else ''}; {summary.text()}",
         {"startups": summary.to_dict()},
         outcome.known_issue,
         kind=kind,

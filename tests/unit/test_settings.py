@@ -45,7 +45,10 @@ def test_local_defaults() -> None:
 
 
 def test_staging_is_paced_at_ten_requests_a_second() -> None:
-    assert (Settings.from_env({"E2E_ENV": "staging"}).max_rps, Settings.from_env(CUSTOM).max_rps) == (10.0, 10.0)
+    assert (Settings.from_env({"E2E_ENV": "staging"}).max_rps, Settings.from_env(CUSTOM).max_rps) == (
+        10.0,
+        10.0,
+    )
 
 
 def test_staging_profile_urls_and_timeouts() -> None:
