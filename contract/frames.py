@@ -21,13 +21,6 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class Frame(BaseModel):
-    """Any JSON frame: a `type` plus whatever the sender put beside it."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-
-
 class UserMessagePayload(BaseModel):
     model_config = ConfigDict(extra="allow")
     content: str

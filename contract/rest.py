@@ -17,13 +17,6 @@ HEALTHY_STATUSES = frozenset({"ok", "healthy", "pass"})
 READY_STATUSES = frozenset({"ready", "ok", "healthy", "pass"})
 
 
-class HealthBody(_Open):
-    """Any health document: `status` is the only field every variant has."""
-
-    status: str
-    service: str | None = None
-
-
 class ErrorEnvelope(_Open):
     """The backend's own error body, on every status (routes/utils/error_handlers.py); in staging it
     carries a stack trace. Recognised by `error: true` plus a string `error_code`."""

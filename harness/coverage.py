@@ -33,7 +33,6 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("persistence", "persistence", True),
     Capability("negative_auth", "negative auth", False),
 )
-BY_NAME = {c.name: c for c in CAPABILITIES}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The exception hierarchy every check raises, each carrying exactly one category.
 
-`InfraFailure` (and `SuiteError`) are not AssertionErrors, so pytest and Allure report them as
-*broken*; `ProductFailure` and `NotReproduced` are, so they are reported as *failed*. Messages start
-with `[category]` so that Allure's categories.json can route them by regex.
+`InfraFailure` is not an AssertionError, so pytest and Allure report it as *broken* (as they do an
+exception the suite did not anticipate, which the plugin files `suite.error`); `ProductFailure` and
+`NotReproduced` are, so they are reported as *failed*. Messages start with `[category]` so that
+Allure's categories.json can route them by regex.
 """
 
 from __future__ import annotations
@@ -78,13 +79,6 @@ class NotReproduced(E2EFailure, AssertionError):
 
     def __init__(self, message: str, evidence: dict[str, Any] | None = None) -> None:
         super().__init__(Category.REPRO_NOT_REPRODUCED, message, evidence, kind="not_reproduced")
-
-
-class SuiteError(E2EFailure):
-    """The suite itself failed (an exception it did not anticipate): Allure *broken*."""
-
-    def __init__(self, message: str, evidence: dict[str, Any] | None = None) -> None:
-        super().__init__(Category.SUITE_ERROR, message, evidence, kind="suite_error")
 
 
 _BY_FAMILY: dict[str, type[E2EFailure]] = {
