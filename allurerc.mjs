@@ -1,5 +1,6 @@
-// Allure 3 configuration for `make report`. Categories come from the taxonomy the suite writes into
-// the results (categories.json, generated from harness/taxonomy.py): one source of truth.
+// Allure 3 configuration for `make report`. Categories come from what the suite writes into the
+// results (categories.json, generated from the known-issue catalogue and harness/taxonomy.py): one
+// source of truth.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
