@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from harness.text import first_line
+
 State = Literal["verified", "failed", "not_verified"]
 
 
@@ -88,12 +90,8 @@ def _judge(capability: Capability, tests: Sequence[TestOutcome]) -> Coverage:
 def _reasons(tests: Sequence[TestOutcome]) -> str | None:
     seen: dict[str, None] = {}
     for test in tests:
-        seen.setdefault(_first_line(test.message) or "no reason given", None)
+        seen.setdefault(first_line(test.message) or "no reason given", None)
     return "; ".join(seen) or None
-
-
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if text and text.strip() else ""
 
 
 def incomplete(coverage: Sequence[Coverage]) -> list[Coverage]:

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from harness.text import first_line
+
 Status = Literal["passed", "failed", "unmeasured"]
 Verdict = Literal["FIXED", "NOT FIXED", "INCONCLUSIVE"]
 NO_RETRY = "no_retry_needed"
@@ -90,9 +92,9 @@ def _gate(name: str, tests: Sequence[GateResult]) -> Gate:
     status: Status = "failed" if failed else "unmeasured" if skipped or not tests else "passed"
     detail = figures.get("detail")
     if failed:
-        detail = _first_line(failed[0].message) or detail
+        detail = first_line(failed[0].message) or detail
     elif skipped:
-        detail = _first_line(skipped[0].message) or "skipped"
+        detail = first_line(skipped[0].message) or "skipped"
     if len(tests) > 1:
         passed = sum(t.status == "passed" for t in tests)
         figures.setdefault("measured", f"{passed}/{len(tests)} passed")
@@ -113,7 +115,3 @@ def verdict(gates: Sequence[Gate]) -> Verdict:
     if any(g.status == "unmeasured" for g in gates):
         return "INCONCLUSIVE"
     return "FIXED"
-
-
-def _first_line(text: str | None) -> str | None:
-    return text.strip().splitlines()[0] if text and text.strip() else None

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.startup_evidence import LOG_TEXT_REGEX, as_utc, scrub
+from harness.text import first_line
 
 DEFAULT_LIMIT = 5000
 
@@ -80,10 +81,6 @@ _AUTH_FAILURE = re.compile(
     r"permission[ _]denied|does not have permission|forbidden|invalid_grant|access token|\b40[13]\b"
 )
 _PROJECT_ID = re.compile(r"^[a-z][a-z0-9:.-]{4,62}[a-z0-9]$")
-
-
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -199,7 +196,7 @@ def _from_gcloud(
             command=command,
         )
     err = stderr.decode("utf-8", "replace")
-    first = scrub(_first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
+    first = scrub(first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
     if process.returncode != 0:
         if _AUTH_FAILURE.search(err):
             return EntriesResult(

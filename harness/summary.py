@@ -3,17 +3,20 @@ the run verified), the outcome, the coverage, then failures by category with one
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from harness import known_issues
+from harness import known_issues, text
 from harness.coverage import Coverage
 from harness.gates import Gate
 from harness.taxonomy import DESCRIPTIONS, Category
 from harness.verdict import TestResult, Verdict
 
 WIDTH = 100
+# A message's first line, cut for a terminal or a job summary.
+first_line = functools.partial(text.first_line, width=220)
 KEY_HINT = "E2E_OAUTH_SIMULATION_KEY (from the secret store)"
 
 
@@ -99,10 +102,11 @@ def _infra_cause(failures: Sequence[TestResult]) -> str:
 
 
 def _reason(message: str | None, width: int = 160) -> str:
-    text = first_line(message, width=10_000)
-    if text.startswith("[") and "] " in text:
-        text = text.split("] ", 1)[1]
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """The message's first line without its `[category]` prefix, cut to `width`."""
+    line = text.first_line(message)
+    if line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    return text.first_line(line, width)
 
 
 def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> list[str]:
@@ -194,8 +198,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def first_line(message: str | None, width: int = 220) -> str:
-    text = (message or "").strip().splitlines()[0] if message and message.strip() else ""
-    return text if len(text) <= width else text[: width - 3] + "..."
