@@ -259,11 +259,19 @@ def _failure(turn: Turn, category: Category, kind: str, message: str, question: 
     )
 
 
+def socket_failure(turn: Turn, question: str, what: str) -> E2EFailure | None:
+    """The failure of the socket that ended the turn early (see `socket_outcome`), or None."""
+    outcome = socket_outcome(turn)
+    if outcome is None or outcome.category is None:
+        return None
+    return _failure(turn, outcome.category, outcome.kind, f"{what}: {outcome.reason}", question)
+
+
 def check_events(turn: Turn, question: str) -> None:
     """Raise unless the turn ended in order with all five events (the chat capability)."""
-    outcome = socket_outcome(turn)
-    if outcome is not None and outcome.category is not None:
-        raise _failure(turn, outcome.category, outcome.kind, f"golden path: {outcome.reason}", question)
+    failure = socket_failure(turn, question, "golden path")
+    if failure is not None:
+        raise failure
     rule = events_rule(turn)
     if rule:
         raise _failure(turn, Category.PRODUCT_GOLDEN_PATH, "events", f"golden path: {rule}", question)
@@ -273,11 +281,10 @@ def check_answer(turn: Turn, question: str) -> None:
     """Raise unless agent_completed carried a non-empty answer about the question; when there is
     none because the socket failed, that failure (one cause, one category) is the reason."""
     rule = answer_rule(turn, question)
-    outcome = socket_outcome(turn)
-    if rule and turn.answer is None and outcome is not None and outcome.category is not None:
-        raise _failure(turn, outcome.category, outcome.kind, f"no answer: {outcome.reason}", question)
-    if rule:
-        raise _failure(turn, Category.PRODUCT_GOLDEN_PATH, "answer", f"golden path: {rule}", question)
+    if rule is None:
+        return
+    failure = socket_failure(turn, question, "no answer") if turn.answer is None else None
+    raise failure or _failure(turn, Category.PRODUCT_GOLDEN_PATH, "answer", f"golden path: {rule}", question)
 
 
 def validate_turn(turn: Turn, question: str) -> None:

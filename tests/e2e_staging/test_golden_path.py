@@ -15,7 +15,7 @@ from harness.classify import Expect
 from harness.errors import ProductFailure
 from harness.staging import Login, Staging
 from harness.taxonomy import Category
-from harness.turn import Turn, check_answer, check_events, socket_outcome, stored_answer_matches
+from harness.turn import Turn, check_answer, check_events, socket_failure, stored_answer_matches
 
 QUESTION = "What is 17 + 25, and which database stores this golden path conversation?"
 
@@ -91,10 +91,9 @@ def test_ai_answer_is_about_the_question(turn: Turn) -> None:
 @pytest.mark.verifies("persistence")
 def test_question_and_answer_are_stored_in_the_thread(staging: Staging, login: Login, turn: Turn) -> None:
     if not turn.thread_id or not turn.answer:
-        outcome = socket_outcome(turn)
-        if outcome is not None and outcome.category is not None:
-            check_answer(turn, QUESTION)  # raises the socket's failure: one cause, one category
-        raise ProductFailure(
+        # no answer because the socket failed: that failure is the reason (one cause, one category)
+        failure = socket_failure(turn, QUESTION, "no answer") if turn.answer is None else None
+        raise failure or ProductFailure(
             Category.PRODUCT_GOLDEN_PATH,
             f"nothing to look for in the thread (thread_id={turn.thread_id!r}, answer={'yes' if turn.answer else 'none'}); "
             f"events: {turn.sequence()}",
