@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from lifecycle import poll_until, running
+from lifecycle import cli, poll_until, running
 
 from replica.cloud_logging import LOG_STDERR, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
@@ -28,7 +25,6 @@ from replica.handle import ReplicaHandle
 pytestmark = [pytest.mark.replica]
 
 T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[2]
 EVIDENCE_BOUND_S = 15.0  # until every instance's startup is in the file (imports on a busy 2-core box)
 CRASH_LOOP_BOUND_S = 20.0  # three instances: imports, the 2 s database timeout, exit 3
 FIX_BOUND_S = 10.0  # post-fix verification's story: >= 3 good startups within ~10 s of the fix
@@ -225,17 +221,6 @@ class TestHealthyStartupEvidence:
         since = middle.astimezone(UTC).isoformat().replace("+00:00", "Z")
         printed = json.loads(cli(handle.run_dir, "logs", "--since", since).stdout)
         assert printed and printed == [e for e in handle.cloud_logging() if entry_time(e) >= middle]
-
-
-def cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "replica", "--run-dir", str(run_dir), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 # --- issue-1278 with three instances: failed startups, then the fix ---------------------------------

@@ -10,9 +10,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from lifecycle import stop_process
+from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -38,7 +35,6 @@ from replica.postgres import PostgresServer
 
 pytestmark = [pytest.mark.replica]
 
-REPO = Path(__file__).resolve().parents[2]
 SERVE_TIMEOUT_S = 30.0  # a dozen interpreters start at once on a 2-core machine
 FRAME_TIMEOUT_S = 10.0
 DROP_WAIT_S = 1.0  # how long a message sent before the handshake's acknowledgement must stay unanswered
@@ -63,44 +59,6 @@ AUTHS: dict[str, dict[str, Any]] = {"legacy": {"profile": "legacy"}, "aebb16f": 
 
 
 # --- the fleet of services ----------------------------------------------------------------------
-
-
-@dataclass
-class Service:
-    """One service subprocess; stderr goes to a file so that a full pipe never blocks it."""
-
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    serving: bool = False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def wait_serving(self, path: str) -> Service:
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        while not self.serving and time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self._tail()}")
-            try:
-                self.serving = httpx.get(self.url + path, timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        if not self.serving:
-            pytest.fail(f"{self.name} did not serve {path} within {SERVE_TIMEOUT_S}s:\n{self._tail()}")
-        return self
-
-    def _tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 class CuttableDatabasePath:
@@ -133,27 +91,17 @@ class Fleet:
     auths: dict[str, Service] = field(default_factory=dict)
 
     def backend(self, name: str) -> Service:
-        return self.backends[name].wait_serving("/health/live")
+        return self.backends[name].wait_serving("/health/live", SERVE_TIMEOUT_S)
 
     def auth(self, name: str) -> Service:
-        return self.auths[name].wait_serving("/health")
+        return self.auths[name].wait_serving("/health", SERVE_TIMEOUT_S)
 
     def token(self, sub: str = USER_ID) -> str:
         return tokens.mint(self.config.jwt_secret, sub=sub, email=f"{sub}@example.com", permissions=["read"])
 
 
 def _spawn(module: str, name: str, config: ServiceConfig, logs: Path) -> Service:
-    port = free_port()
-    log_path = logs / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port)],
-            env=os.environ | config.to_env(),
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    return Service(name, port, process, log_path)
+    return spawn_service(module, name, config, logs / f"{name}.log")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
-from lifecycle import poll_until, running
+from lifecycle import REPO, cli, poll_until, running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -39,7 +39,6 @@ pytestmark = [pytest.mark.replica]
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[2]
 QUESTION = "What is 2+3, and where does PostgreSQL keep chat threads?"
 HTTP_TIMEOUT_S = 5.0
 FRAME_TIMEOUT_S = 10.0
@@ -141,18 +140,6 @@ def still_alive(pids: dict[str, int]) -> dict[str, int]:
     """The processes of `pids` still running once GONE_BOUND_S has passed (or as soon as none runs)."""
     poll_until(lambda: not any(alive(p) for p in pids.values()), GONE_BOUND_S)
     return {name: pid for name, pid in pids.items() if alive(pid)}
-
-
-def cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m replica --run-dir D ...` as a user types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "replica", "--run-dir", str(run_dir), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 def cli_status(run_dir: Path) -> dict[str, Any]:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from lifecycle import stop_process
+from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -33,57 +30,16 @@ from contract.startup import PHASES, STARTUP_FAILURE_EXIT_CODE
 from replica import tokens
 from replica.backend_app import negotiate_subprotocol
 from replica.config import ServiceConfig
-from replica.ports import free_port
 from replica.postgres import PostgresServer
 
 pytestmark = [pytest.mark.replica]
 
-REPO = Path(__file__).resolve().parents[2]
 BYPASS_KEY = "replica-test-bypass-key"
 SERVE_TIMEOUT_S = 20.0
 FRAME_TIMEOUT_S = 10.0
 HANG_DB_TIMEOUT_S = 1.5
 EXIT_MARGIN_S = 8.0  # interpreter start-up and imports on a busy 2-core machine
 QUESTION = "What is 2+3, and how does PostgreSQL keep chat threads?"
-
-
-@dataclass
-class Service:
-    """One service subprocess; its stderr goes to a file so that a full pipe never blocks it."""
-
-    module: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def stderr(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-    def wait_serving(self, path: str) -> None:
-        """Block until GET `path` answers 200; fail with the service's stderr if it dies first."""
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.module} exited with {self.process.returncode}:\n{self.stderr()[-3000:]}")
-            try:
-                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"{self.module} did not serve {path} within {SERVE_TIMEOUT_S}s:\n{self.stderr()[-3000:]}")
 
 
 class Launcher:
@@ -94,29 +50,18 @@ class Launcher:
         self.services: list[Service] = []
 
     def start(self, module: str, config: ServiceConfig) -> Service:
-        port = free_port()
-        log_path = self.root / f"{module.rsplit('.', 1)[-1]}-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", module, "--port", str(port)],
-                env=os.environ | config.to_env(),
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        service = Service(module, port, process, log_path)
+        name = module.rsplit(".", 1)[-1]
+        service = spawn_service(module, module, config, self.root / f"{name}-{len(self.services)}.log")
         self.services.append(service)
         return service
 
     def backend(self, config: ServiceConfig) -> Service:
         service = self.start("replica.backend", config)
-        service.wait_serving("/health/live")
-        return service
+        return service.wait_serving("/health/live", SERVE_TIMEOUT_S)
 
     def auth(self, config: ServiceConfig) -> Service:
         service = self.start("replica.auth", config)
-        service.wait_serving("/health")
-        return service
+        return service.wait_serving("/health", SERVE_TIMEOUT_S)
 
     def stop_all(self) -> None:
         for service in self.services:
