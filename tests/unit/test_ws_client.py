@@ -321,6 +321,17 @@ def chat(
     return against(script, client, **serve_kwargs)
 
 
+def everything_kept(result: Any, exc: E2EFailure) -> dict[str, str]:
+    """Every place a chat's text is kept: what a secret must never reach."""
+    return {
+        "message": str(exc),
+        "failure evidence": json.dumps(exc.evidence),
+        "turn transcript": result.turn.transcript_json(),
+        "socket evidence": json.dumps(result.socket.evidence.to_dict()),
+        "welcome": json.dumps(result.socket.welcome),
+    }
+
+
 def failure(call: Callable[[], object]) -> E2EFailure:
     with pytest.raises(E2EFailure) as info:
         call()
@@ -501,12 +512,7 @@ def test_handshake_session_token_never_leaves_the_client(real_grace: None) -> No
     )
     result = chat(script)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
-    kept = {
-        "message": str(exc),
-        "failure evidence": json.dumps(exc.evidence),
-        "turn transcript": result.turn.transcript_json(),
-        "socket evidence": json.dumps(result.socket.evidence.to_dict()),
-    }
+    kept = everything_kept(result, exc)
     assert exc.category == Category.PRODUCT_GOLDEN_PATH
     assert [where for where, text in kept.items() if session_token in text] == []
     handshake_seen = next(
@@ -780,13 +786,7 @@ def test_subprotocol_token_echoed_back_never_appears_anywhere() -> None:
     )
     result = chat(script, transport="subprotocol", select_subprotocol=echo_subprotocol)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
-    kept = {
-        "message": str(exc),
-        "failure evidence": json.dumps(exc.evidence),
-        "turn transcript": result.turn.transcript_json(),
-        "socket evidence": json.dumps(result.socket.evidence.to_dict()),
-        "welcome": json.dumps(result.socket.welcome),
-    }
+    kept = everything_kept(result, exc)
     assert result.socket.evidence.subprotocol == "jwt.***REDACTED***"
     assert exc.category == Category.PRODUCT_GOLDEN_PATH
     assert [where for where, text in kept.items() if TOKEN in text] == []
