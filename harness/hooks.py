@@ -17,3 +17,12 @@ def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Set
     key, the signing secret, where startup evidence is), or None. Called once, in the controller
     (never in an xdist worker), before any test runs; the provider stops what it started in its own
     `pytest_unconfigure`."""
+
+
+@pytest.hookspec
+def pytest_e2e_await_startups(config: pytest.Config, minimum: int, timeout_s: float) -> None:
+    """Called once before a run reads the backend's startup record for the verify-fix gates. A provider
+    that causes startups itself (the local replica: its rollout after the fix) returns once at least
+    `minimum` startups have finished since the fix, or `timeout_s` has passed; it never raises for a
+    shortfall (the gate then says how many were missing). Staging has no provider: the record is read
+    as it is."""

@@ -90,10 +90,13 @@ def availability(staging: Staging, settings: Settings, recovered: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def startups(settings: Settings) -> StartupSummary:
+def startups(settings: Settings, pytestconfig: pytest.Config) -> StartupSummary:
     """The backend's startups in the window, from its own logs; skips (unmeasured) when they cannot
     be read, saying why and how to read them."""
     evidence = settings.startup
+    pytestconfig.hook.pytest_e2e_await_startups(
+        config=pytestconfig, minimum=settings.verify.min_startups, timeout_s=settings.verify.wait_s
+    )
     until = datetime.now(UTC)
     since = evidence.since or until - timedelta(seconds=evidence.window_s)
     spec = evidence.source or ("none" if settings.env == "local" else "gcloud")
