@@ -39,7 +39,13 @@ from contract.startup import PHASES, STARTUP_FAILURE_EXIT_CODE
 from replica import db, protocol, tokens
 from replica.chat import ChatSession, WsIdentity
 from replica.config import ServiceConfig
-from replica.startup import DeterministicStartupError, Runtime, StartupState, run_startup
+from replica.startup import (
+    BackendResources,
+    ConnectionRegistry,
+    DeterministicStartupError,
+    StartupState,
+    run_startup,
+)
 
 log = logging.getLogger("replica.backend")
 
@@ -83,22 +89,26 @@ class Backend:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.state = StartupState()
-        self.runtime = Runtime(config)
+        self.resources = BackendResources(config)
         self._startup_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        return self.state.startup_complete and self.runtime.pool is not None
+        return self.state.startup_complete and self.resources.pool is not None
 
     @property
     def pool(self) -> asyncpg.Pool:
-        if not self.ready or self.runtime.pool is None:
+        if not self.ready or self.resources.pool is None:
             raise HTTPException(503, "Service not ready")
-        return self.runtime.pool
+        return self.resources.pool
+
+    @property
+    def connections(self) -> ConnectionRegistry | None:
+        return self.resources.connections
 
     async def start_blocking(self) -> None:
         try:
-            await run_startup(self.runtime, self.state)
+            await run_startup(self.resources, self.state)
         except DeterministicStartupError as error:
             _log_startup_failure(error)
             _exit_for_startup_failure()
@@ -109,7 +119,7 @@ class Backend:
     async def _startup_then_grace(self) -> None:
         """Early mode: on failure keep serving the failed /health body for a grace period, then exit 3."""
         try:
-            await run_startup(self.runtime, self.state)
+            await run_startup(self.resources, self.state)
         except DeterministicStartupError as error:
             _log_startup_failure(error)
             log.info("serving the failed /health for %.1fs before exiting", self.config.early_fail_grace_s)
@@ -119,14 +129,17 @@ class Backend:
     async def stop(self) -> None:
         if self._startup_task is not None:
             self._startup_task.cancel()
-        await self.runtime.close()
+        await self.resources.close()
 
     async def db_error(self) -> str | None:
         """None if a pooled connection answers `SELECT 1` within health_db_timeout_s, else the error type."""
-        if not self.ready or self.runtime.pool is None:
+        if not self.ready or self.resources.pool is None:
             return "StartupIncomplete"
         try:
-            async with asyncio.timeout(self.config.health_db_timeout_s), self.runtime.pool.acquire() as conn:
+            async with (
+                asyncio.timeout(self.config.health_db_timeout_s),
+                self.resources.pool.acquire() as conn,
+            ):
                 await db.ping(conn)
         except Exception as exc:  # acquire timeout, too many connections, connection reset: all "unavailable"
             log.warning("database health check failed: %s", type(exc).__name__)
@@ -134,7 +147,7 @@ class Backend:
         return None
 
     def pool_status(self) -> dict[str, int]:
-        pool = self.runtime.pool
+        pool = self.resources.pool
         if pool is None:
             return {}
         return {
@@ -299,7 +312,7 @@ def _legacy_health_routes(backend: Backend) -> list[HealthRoute]:
 
 
 def _open_connections(backend: Backend) -> int:
-    return len(backend.runtime.connections) if backend.runtime.connections is not None else 0
+    return len(backend.connections) if backend.connections is not None else 0
 
 
 def _backend(request: Request) -> Backend:

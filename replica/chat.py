@@ -3,6 +3,9 @@ loop and its agent runs, in the shapes of the configured protocol era (replica/p
 
 The product defects of the real build live here too: the router that ends the socket on the first
 client frame (`router_defect`) and the agent that fails mid-turn (`error_mid_turn`).
+
+What a session needs of its backend is the `ChatBackend` protocol below, so that this module does not
+import the backend's app (which imports this one to serve `/ws`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import asyncpg
 from fastapi import WebSocket
 
 from contract.events import USER_MESSAGE_ALIASES, ClientType, CloseCode, ServerType
 from contract.frames import ConnectionEstablished, ConnectionEstablishedData
 from replica import agent, db, protocol
 from replica.agent import AgentCrash, AgentRun, run_agent
-
-if TYPE_CHECKING:
-    from replica.backend_app import Backend
+from replica.config import ServiceConfig
+from replica.startup import ConnectionRegistry
 
 log = logging.getLogger("replica.chat")
 
@@ -38,10 +41,26 @@ class WsIdentity:
     authenticated: bool
 
 
+class ChatBackend(Protocol):
+    """What a chat session uses of the backend serving it (replica.backend_app.Backend has it)."""
+
+    @property
+    def config(self) -> ServiceConfig:
+        """The scenario's knobs: protocol era, socket modes, agent behaviour."""
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool the startup built (raises the HTTP 503 when the backend is not ready)."""
+
+    @property
+    def connections(self) -> ConnectionRegistry | None:
+        """Open sockets, once the websocket phase has built the registry."""
+
+
 class ChatSession:
     """The socket's state: its identity, counters for heartbeats, and (HEAD) its handshake."""
 
-    def __init__(self, ws: WebSocket, backend: Backend, identity: WsIdentity) -> None:
+    def __init__(self, ws: WebSocket, backend: ChatBackend, identity: WsIdentity) -> None:
         self.ws = ws
         self.backend = backend
         self.config = backend.config
@@ -64,7 +83,7 @@ class ChatSession:
             await self.ws.send_text(json.dumps(frame))
 
     async def serve(self) -> None:
-        registry = self.backend.runtime.connections
+        registry = self.backend.connections
         if registry is not None:
             registry.add(self.connection_id, self.identity.user_id)
         try:

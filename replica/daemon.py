@@ -50,8 +50,8 @@ EXTERNAL_DB_ENV = "REPLICA_EXTERNAL_DATABASE_URL"
 JWT_SECRET_ENV = "REPLICA_JWT_SECRET"  # lets the suite mint an expired-but-valid token for negative auth
 
 
-class Runtime:
-    """Everything one replica runs, wired explicitly."""
+class ReplicaDaemon:
+    """The daemon process of one replica: everything it runs, wired explicitly, stopped together."""
 
     def __init__(
         self,
@@ -334,7 +334,7 @@ def _server(app: Any, port: int) -> uvicorn.Server:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    runtime = Runtime(
+    daemon = ReplicaDaemon(
         scenarios.get(args.scenario),
         Path(args.run_dir).resolve(),
         overrides=json.loads(args.overrides) if args.overrides else None,
@@ -346,12 +346,12 @@ async def _main(args: argparse.Namespace) -> None:
     # A foreground `up` blocks these while it waits; a blocked mask is inherited, so undo it here.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, runtime.stop_event.set)
+        loop.add_signal_handler(sig, daemon.stop_event.set)
     watch = (
-        asyncio.create_task(_stop_when_gone(args.owner_pid, runtime.stop_event)) if args.owner_pid else None
+        asyncio.create_task(_stop_when_gone(args.owner_pid, daemon.stop_event)) if args.owner_pid else None
     )
     try:
-        await runtime.run()
+        await daemon.run()
     finally:
         if watch is not None:
             watch.cancel()

@@ -94,8 +94,8 @@ class ConnectionRegistry:
 
 
 @dataclass
-class Runtime:
-    """What the phases build and the routes use."""
+class BackendResources:
+    """What the startup phases build (pool, cache, connection registry, agents) and the routes use."""
 
     config: ServiceConfig
     pool: asyncpg.Pool | None = None
@@ -109,10 +109,10 @@ class Runtime:
             self.pool = None
 
 
-PhaseFn = Callable[[Runtime], Awaitable[None]]
+PhaseFn = Callable[[BackendResources], Awaitable[None]]
 
 
-async def _init(rt: Runtime) -> None:
+async def _init(rt: BackendResources) -> None:
     """Environment validation: a backend without a database URL or JWT secret cannot serve."""
     smd.info("  [U+2713] Step 1: Logging initialized")
     missing = [name for name in ("backend_database_url", "jwt_secret") if not getattr(rt.config, name)]
@@ -121,7 +121,7 @@ async def _init(rt: Runtime) -> None:
     smd.info("  [U+2713] Step 2: Environment validated")
 
 
-async def _dependencies(rt: Runtime) -> None:
+async def _dependencies(rt: BackendResources) -> None:
     """Key manager check: the shared secret must round-trip a token."""
     probe = tokens.mint(rt.config.jwt_secret, sub="startup-probe", email="", permissions=[], ttl_s=60)
     tokens.verify(rt.config.jwt_secret, probe)
@@ -132,7 +132,7 @@ async def _dependencies(rt: Runtime) -> None:
     smd.info("  [U+2713] Step 7: Startup fixes applied")
 
 
-async def _database(rt: Runtime) -> None:
+async def _database(rt: BackendResources) -> None:
     """Connect through the VPC connector's place, within `db_timeout_s`, holding two connections."""
     timeout = rt.config.db_timeout_s
     smd.info(
@@ -169,7 +169,7 @@ async def _hold_connections(pool: asyncpg.Pool, count: int) -> None:
             await db.ping(conn)
 
 
-async def _cache(rt: Runtime) -> None:
+async def _cache(rt: BackendResources) -> None:
     """The replica's Redis stand-in: an in-process dict, proven by a write and a read."""
     rt.cache["startup:probe"] = time.time()
     if "startup:probe" not in rt.cache:
@@ -177,19 +177,19 @@ async def _cache(rt: Runtime) -> None:
     smd.info("  [U+2713] Step 9: Redis connected")
 
 
-async def _services(rt: Runtime) -> None:
+async def _services(rt: BackendResources) -> None:
     """Agent registry: the agents a chat message can be routed to."""
     rt.services["agents"] = {agent.AGENT_NAME: agent.run_agent}
     smd.info("Total Services: 5")
     smd.info("  [U+2713] Step 12: Agent supervisor created with bridge")
 
 
-async def _websocket(rt: Runtime) -> None:
+async def _websocket(rt: BackendResources) -> None:
     rt.connections = ConnectionRegistry()
     smd.info("  [U+2713] Step 16: WebSocket manager initialized")
 
 
-async def _finalize(rt: Runtime) -> None:
+async def _finalize(rt: BackendResources) -> None:
     """Critical-path validation: the pool answers a query within the database timeout."""
     if rt.pool is None:
         raise RuntimeError("database pool missing after the database phase")
@@ -210,7 +210,7 @@ PHASE_FUNCTIONS: dict[StartupPhase, PhaseFn] = {
 }
 
 
-async def run_startup(runtime: Runtime, state: StartupState) -> None:
+async def run_startup(resources: BackendResources, state: StartupState) -> None:
     """Run every phase in order, recording progress on `state`; the first failure raises."""
     state.startup_in_progress = True
     state.startup_start_time = time.time()
@@ -219,7 +219,7 @@ async def run_startup(runtime: Runtime, state: StartupState) -> None:
     try:
         for phase in PHASES:
             _log_transition(phase, state)
-            await _run_phase(phase, runtime, state)
+            await _run_phase(phase, resources, state)
     except DeterministicStartupError as error:
         _log_failure(error, state)
         raise
@@ -294,11 +294,11 @@ def _log_failure(error: DeterministicStartupError, state: StartupState) -> None:
     smd.critical(BANNER)
 
 
-async def _run_phase(phase: StartupPhase, runtime: Runtime, state: StartupState) -> None:
+async def _run_phase(phase: StartupPhase, resources: BackendResources, state: StartupState) -> None:
     state.startup_phase = phase.value
     started = time.monotonic()
     try:
-        await PHASE_FUNCTIONS[phase](runtime)
+        await PHASE_FUNCTIONS[phase](resources)
     except Exception as exc:
         duration = time.monotonic() - started
         state.startup_phase_timings[phase.value] = duration

@@ -42,7 +42,7 @@ class Backoff:
 
 
 @dataclass
-class Exit:
+class ProcessExit:
     code: int | None
     at: float
     uptime_s: float
@@ -89,7 +89,7 @@ class ProcessSupervisor:
     starts: int = 0
     serving: bool = False
     instance_id: str | None = None
-    exits: list[Exit] = field(default_factory=list)
+    exits: list[ProcessExit] = field(default_factory=list)
     next_start_at: float | None = None
     _task: asyncio.Task[None] | None = None
     _process: asyncio.subprocess.Process | None = None
@@ -105,7 +105,7 @@ class ProcessSupervisor:
             started = time.monotonic()
             code = await self._run_once()
             uptime = time.monotonic() - started
-            self.exits.append(Exit(code, time.time(), round(uptime, 3), self.instance_id))
+            self.exits.append(ProcessExit(code, time.time(), round(uptime, 3), self.instance_id))
             self.pid = None
             self.serving = False
             log.warning("%s exited with code %s after %.1fs", self.name, code, uptime)

@@ -314,7 +314,7 @@ class TestErrors:
 
 
 @dataclass(frozen=True)
-class Turn:
+class ProfileTurn:
     opening: list[dict[str, Any]]  # what the server sent before the first client frame
     frames: list[dict[str, Any]]  # everything after the user message, up to the turn's last frame
 
@@ -326,38 +326,38 @@ async def _opening(sock: Socket, count: int) -> list[dict[str, Any]]:
     return [await sock.recv() for _ in range(count)]
 
 
-def _turn(service: Service, token: str, opening_frames: int) -> Turn:
-    async def script(sock: Socket) -> Turn:
+def _turn(service: Service, token: str, opening_frames: int) -> ProfileTurn:
+    async def script(sock: Socket) -> ProfileTurn:
         opening = await _opening(sock, opening_frames)
         await sock.send(user_message(QUESTION))
-        return Turn(opening, await sock.until(is_final, FRAME_TIMEOUT_S))
+        return ProfileTurn(opening, await sock.until(is_final, FRAME_TIMEOUT_S))
 
     return talk(service.ws_url, token, script)
 
 
 @pytest.fixture(scope="class")
-def legacy_turn(fleet: Fleet) -> Turn:
+def legacy_turn(fleet: Fleet) -> ProfileTurn:
     return _turn(fleet.backend("legacy"), fleet.token(), opening_frames=1)
 
 
 class TestLegacyTurn:
-    def test_the_five_events_in_the_bridge_shape(self, legacy_turn: Turn) -> None:
+    def test_the_five_events_in_the_bridge_shape(self, legacy_turn: ProfileTurn) -> None:
         assert [f["type"] for f in legacy_turn.frames] == list(GOLDEN_PATH_EVENTS)
         assert all("data" in f for f in legacy_turn.frames)
 
-    def test_stored_contents_are_plain_strings(self, fleet: Fleet, legacy_turn: Turn) -> None:
+    def test_stored_contents_are_plain_strings(self, fleet: Fleet, legacy_turn: ProfileTurn) -> None:
         page = stored(fleet, fleet.backend("legacy"), legacy_turn.frames[-1]["thread_id"])
         answer = answer_text(legacy_turn.frames[-1])
         assert [(m.role, m.content) for m in page.messages] == [("user", QUESTION), ("assistant", answer)]
 
 
 @pytest.fixture(scope="class")
-def aebb16f_turn(fleet: Fleet) -> Turn:
+def aebb16f_turn(fleet: Fleet) -> ProfileTurn:
     return _turn(fleet.backend("aebb16f"), fleet.token(), opening_frames=2)
 
 
 class TestAebb16fTurn:
-    def test_welcome_then_heartbeat(self, aebb16f_turn: Turn) -> None:
+    def test_welcome_then_heartbeat(self, aebb16f_turn: ProfileTurn) -> None:
         welcome, heartbeat = aebb16f_turn.opening
         assert (welcome["type"], welcome["data"]["user_id"]) == (
             ServerType.CONNECTION_ESTABLISHED,
@@ -367,7 +367,7 @@ class TestAebb16fTurn:
         assert heartbeat["data"]["connection_id"] == welcome["data"]["connection_id"]
         assert "stats" in heartbeat["data"]
 
-    def test_events_with_their_duplicates_in_order(self, aebb16f_turn: Turn) -> None:
+    def test_events_with_their_duplicates_in_order(self, aebb16f_turn: ProfileTurn) -> None:
         shapes = [(f["type"], "payload" in f) for f in non_heartbeat(aebb16f_turn.frames)]
         assert shapes == [
             (ServerType.AGENT_STARTED, False),
@@ -379,12 +379,12 @@ class TestAebb16fTurn:
             (ServerType.AGENT_COMPLETED, True),
         ]
 
-    def test_a_heartbeat_while_the_agent_thinks(self, aebb16f_turn: Turn) -> None:
+    def test_a_heartbeat_while_the_agent_thinks(self, aebb16f_turn: ProfileTurn) -> None:
         kinds = [f["type"] for f in aebb16f_turn.frames]
         thinking = kinds.index(ServerType.AGENT_THINKING)
         assert kinds[thinking + 1] == ServerType.HEARTBEAT
 
-    def test_bridge_and_payload_started(self, aebb16f_turn: Turn) -> None:
+    def test_bridge_and_payload_started(self, aebb16f_turn: ProfileTurn) -> None:
         bridge, duplicate = aebb16f_turn.of_type(ServerType.AGENT_STARTED)
         assert bridge["data"]["status"] == "started"
         assert duplicate == {
@@ -392,13 +392,13 @@ class TestAebb16fTurn:
             "payload": {"thread_id": bridge["thread_id"], "run_id": bridge["run_id"]},
         }
 
-    def test_tool_events_carry_tool_name_and_results_at_top_level(self, aebb16f_turn: Turn) -> None:
+    def test_tool_events_carry_tool_name_and_results_at_top_level(self, aebb16f_turn: ProfileTurn) -> None:
         (executing,) = aebb16f_turn.of_type(ServerType.TOOL_EXECUTING)
         (completed,) = aebb16f_turn.of_type(ServerType.TOOL_COMPLETED)
         assert executing["tool_name"] == completed["tool_name"] == "thread_history"
         assert isinstance(completed["results"], dict)
 
-    def test_agent_completed_is_flat_with_a_dict_result(self, aebb16f_turn: Turn) -> None:
+    def test_agent_completed_is_flat_with_a_dict_result(self, aebb16f_turn: ProfileTurn) -> None:
         flat, duplicate = aebb16f_turn.of_type(ServerType.AGENT_COMPLETED)
         assert "data" not in flat and "payload" not in flat
         assert (flat["status"], flat["result"]["response"]) == ("completed", flat["final_response"])
@@ -406,7 +406,7 @@ class TestAebb16fTurn:
         assert duplicate == {"type": "agent_completed", "payload": flat["result"]}
 
     def test_stored_contents_are_text_parts_and_the_answer_a_dict_repr(
-        self, fleet: Fleet, aebb16f_turn: Turn
+        self, fleet: Fleet, aebb16f_turn: ProfileTurn
     ) -> None:
         flat = aebb16f_turn.of_type(ServerType.AGENT_COMPLETED)[0]
         page = stored(fleet, fleet.backend("aebb16f"), flat["thread_id"])

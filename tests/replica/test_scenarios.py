@@ -168,7 +168,7 @@ async def recv_json(ws: ClientConnection, timeout_s: float = FRAME_TIMEOUT_S) ->
 
 
 @dataclass
-class ChatTurn:
+class FrontDoorChatTurn:
     """What one chat turn over the front door produced."""
 
     welcome: dict[str, Any]
@@ -189,9 +189,9 @@ class ChatTurn:
         return next((f for f in self.frames if f["type"] == ServerType.AGENT_COMPLETED), None)
 
 
-async def _chat_turn(ws_url: str, token: str, question: str, wait_s: float) -> ChatTurn:
+async def _chat_turn(ws_url: str, token: str, question: str, wait_s: float) -> FrontDoorChatTurn:
     async with connect(ws_url, additional_headers=bearer(token)) as ws:
-        turn = ChatTurn(await recv_json(ws))
+        turn = FrontDoorChatTurn(await recv_json(ws))
         await ws.send(json.dumps({"type": "user_message", "payload": {"content": question}}))
         deadline = time.monotonic() + wait_s
         while (remaining := deadline - time.monotonic()) > 0:
@@ -209,7 +209,7 @@ async def _chat_turn(ws_url: str, token: str, question: str, wait_s: float) -> C
         return turn
 
 
-def chat_turn(handle: ReplicaHandle, question: str, wait_s: float = FRAME_TIMEOUT_S) -> ChatTurn:
+def chat_turn(handle: ReplicaHandle, question: str, wait_s: float = FRAME_TIMEOUT_S) -> FrontDoorChatTurn:
     """Login, connect to the front door's /ws with the Bearer token, ask, collect up to agent_completed."""
     return asyncio.run(_chat_turn(handle.ws_url, login(handle), question, wait_s))
 
@@ -284,7 +284,7 @@ def healthy(healthy_start: Started) -> ReplicaHandle:
 
 
 @pytest.fixture(scope="class")
-def healthy_turn(healthy: ReplicaHandle) -> ChatTurn:
+def healthy_turn(healthy: ReplicaHandle) -> FrontDoorChatTurn:
     return chat_turn(healthy, QUESTION)
 
 
@@ -296,15 +296,17 @@ class TestHealthy:
     def test_backend_health_is_200_json_of_the_platform(self, healthy: ReplicaHandle) -> None:
         assert is_healthy_backend(get(f"{healthy.backend_url}/health"))
 
-    def test_chat_sends_the_five_events_in_order(self, healthy_turn: ChatTurn) -> None:
+    def test_chat_sends_the_five_events_in_order(self, healthy_turn: FrontDoorChatTurn) -> None:
         """Precondition: bypass login and a Bearer WebSocket through the front door."""
         assert healthy_turn.event_types == list(GOLDEN_PATH_EVENTS)
 
-    def test_chat_answer_is_not_empty(self, healthy_turn: ChatTurn) -> None:
+    def test_chat_answer_is_not_empty(self, healthy_turn: FrontDoorChatTurn) -> None:
         completed = healthy_turn.completed or {}
         assert (answer_text(completed) or "").strip()
 
-    def test_both_messages_are_in_postgres(self, healthy: ReplicaHandle, healthy_turn: ChatTurn) -> None:
+    def test_both_messages_are_in_postgres(
+        self, healthy: ReplicaHandle, healthy_turn: FrontDoorChatTurn
+    ) -> None:
         """The user's question and the assistant's answer, read directly from the database."""
         assert healthy_turn.thread_id, healthy_turn.frames
         rows = stored_messages(healthy, healthy_turn.thread_id)
@@ -368,22 +370,24 @@ class TestIssue1278:
 
 
 @dataclass(frozen=True)
-class Observation:
+class HealthObservation:
     at_s: float  # since the `start` call
     status: int
     body: dict[str, Any] | None  # None when not JSON
 
 
 @pytest.fixture(scope="class")
-def slow_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Observation]]:
+def slow_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[HealthObservation]]:
     """Backend /health through the front door, polled quickly from `start` until 200 (or the bound)."""
     began = time.monotonic()
     with running(tmp_path_factory.mktemp("slow-start"), "slow-start") as handle:
-        seen: list[Observation] = []
+        seen: list[HealthObservation] = []
 
         def observe() -> bool:
             response = get(f"{handle.backend_url}/health")
-            seen.append(Observation(time.monotonic() - began, response.status_code, json_body(response)))
+            seen.append(
+                HealthObservation(time.monotonic() - began, response.status_code, json_body(response))
+            )
             return response.status_code == 200
 
         poll_until(observe, SLOW_START_BOUND_S + 5, interval_s=0.05)
@@ -391,13 +395,15 @@ def slow_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Observ
 
 
 class TestSlowStart:
-    def test_backend_first_answers_its_own_json_503_in_progress(self, slow_start: list[Observation]) -> None:
+    def test_backend_first_answers_its_own_json_503_in_progress(
+        self, slow_start: list[HealthObservation]
+    ) -> None:
         assert any(
             o.status == 503 and o.body is not None and o.body.get("startup_in_progress") is True
             for o in slow_start
         ), slow_start[:5]
 
-    def test_backend_is_healthy_within_15s(self, slow_start: list[Observation]) -> None:
+    def test_backend_is_healthy_within_15s(self, slow_start: list[HealthObservation]) -> None:
         first = next((o for o in slow_start if o.status == 200), None)
         print(f"slow-start: healthy after {first.at_s:.1f}s" if first else "slow-start: never healthy")
         assert first is not None and first.body is not None and first.at_s < SLOW_START_BOUND_S

@@ -292,7 +292,7 @@ def test_thread_of_another_user_is_404(backend: Service, config: ServiceConfig, 
 
 
 @dataclass(frozen=True)
-class ChatTurn:
+class DirectChatTurn:
     frames: list[dict[str, Any]]
 
     @property
@@ -305,28 +305,28 @@ class ChatTurn:
 
 
 @pytest.fixture(scope="module")
-def turn(backend: Service, token: str) -> ChatTurn:
+def turn(backend: Service, token: str) -> DirectChatTurn:
     async def chat() -> list[dict[str, Any]]:
         async with connect(backend.ws_url, additional_headers=_bearer(token)) as ws:
             return await _chat(ws, QUESTION, FRAME_TIMEOUT_S)
 
-    return ChatTurn(asyncio.run(chat()))
+    return DirectChatTurn(asyncio.run(chat()))
 
 
-def test_golden_path_sends_the_five_events_in_order(turn: ChatTurn) -> None:
+def test_golden_path_sends_the_five_events_in_order(turn: DirectChatTurn) -> None:
     assert [f["type"] for f in turn.agent_events] == list(GOLDEN_PATH_EVENTS)
 
 
-def test_every_agent_event_names_thread_and_run(turn: ChatTurn) -> None:
+def test_every_agent_event_names_thread_and_run(turn: DirectChatTurn) -> None:
     assert all(f.get("thread_id") and f.get("run_id") for f in turn.agent_events)
 
 
-def test_answer_is_about_the_question(turn: ChatTurn) -> None:
+def test_answer_is_about_the_question(turn: DirectChatTurn) -> None:
     answer = answer_text(turn.frames[-1]) or ""
     assert "postgresql" in answer.lower() and "2 + 3 = 5" in answer
 
 
-def test_both_messages_are_listed_by_rest(backend: Service, token: str, turn: ChatTurn) -> None:
+def test_both_messages_are_listed_by_rest(backend: Service, token: str, turn: DirectChatTurn) -> None:
     response = httpx.get(f"{backend.url}/api/threads/{turn.thread_id}/messages", headers=_bearer(token))
     page = MessagesPage.model_validate(response.json())
     assert [(m.role, m.content) for m in page.messages] == [
@@ -335,7 +335,7 @@ def test_both_messages_are_listed_by_rest(backend: Service, token: str, turn: Ch
     ]
 
 
-def test_both_messages_are_in_postgres(postgres: PostgresServer, turn: ChatTurn) -> None:
+def test_both_messages_are_in_postgres(postgres: PostgresServer, turn: DirectChatTurn) -> None:
     async def roles() -> list[str]:
         conn = await asyncpg.connect(postgres.url)
         try:
@@ -349,7 +349,7 @@ def test_both_messages_are_in_postgres(postgres: PostgresServer, turn: ChatTurn)
     assert asyncio.run(roles()) == ["user", "assistant"]
 
 
-def test_second_question_sees_thread_history(backend: Service, token: str, turn: ChatTurn) -> None:
+def test_second_question_sees_thread_history(backend: Service, token: str, turn: DirectChatTurn) -> None:
     async def follow_up() -> list[dict[str, Any]]:
         async with connect(backend.ws_url, additional_headers=_bearer(token)) as ws:
             await _recv_json(ws)
@@ -427,7 +427,7 @@ def test_broken_agent_never_completes(launcher: Launcher, config: ServiceConfig,
 
 
 @dataclass(frozen=True)
-class Exit:
+class StartupExit:
     code: int | None
     seconds: float
     stderr: str
@@ -435,7 +435,7 @@ class Exit:
 
 
 @pytest.fixture(scope="module")
-def blocking_exit(launcher: Launcher, config: ServiceConfig, hanging_db_url: str) -> Exit:
+def blocking_exit(launcher: Launcher, config: ServiceConfig, hanging_db_url: str) -> StartupExit:
     """A blocking-mode backend against the hanging database, watched until it exits."""
     hung = config.replace(backend_database_url=hanging_db_url, db_timeout_s=HANG_DB_TIMEOUT_S)
     service = launcher.start("replica.backend", hung)
@@ -449,19 +449,21 @@ def blocking_exit(launcher: Launcher, config: ServiceConfig, hanging_db_url: str
             pass
         time.sleep(0.1)
     service.stop()
-    return Exit(service.process.returncode, time.monotonic() - service.started, service.stderr(), served)
+    return StartupExit(
+        service.process.returncode, time.monotonic() - service.started, service.stderr(), served
+    )
 
 
-def test_blocking_startup_exits_3_within_db_timeout(blocking_exit: Exit) -> None:
+def test_blocking_startup_exits_3_within_db_timeout(blocking_exit: StartupExit) -> None:
     assert blocking_exit.code == STARTUP_FAILURE_EXIT_CODE
     assert blocking_exit.seconds < HANG_DB_TIMEOUT_S + EXIT_MARGIN_S
 
 
-def test_blocking_startup_logs_the_database_phase(blocking_exit: Exit) -> None:
+def test_blocking_startup_logs_the_database_phase(blocking_exit: StartupExit) -> None:
     assert "CRITICAL" in blocking_exit.stderr and "phase=database" in blocking_exit.stderr
 
 
-def test_blocking_startup_never_serves_http(blocking_exit: Exit) -> None:
+def test_blocking_startup_never_serves_http(blocking_exit: StartupExit) -> None:
     assert not blocking_exit.served_http
 
 
