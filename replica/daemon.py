@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,12 @@ log = logging.getLogger("replica")
 BYPASS_KEY_ENV = "E2E_OAUTH_SIMULATION_KEY"
 EXTERNAL_DB_ENV = "REPLICA_EXTERNAL_DATABASE_URL"
 JWT_SECRET_ENV = "REPLICA_JWT_SECRET"  # lets the suite mint an expired-but-valid token for negative auth
+# A failure injected on purpose into the start (see ReplicaDaemon._fail_if_asked); for tests only.
+FAIL_START_AFTER_ENV = "REPLICA_FAIL_START_AFTER"
+
+
+class StartFailure(RuntimeError):
+    """The start failed on purpose (REPLICA_FAIL_START_AFTER)."""
 
 
 class ReplicaDaemon:
@@ -81,11 +88,37 @@ class ReplicaDaemon:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def run(self) -> None:
+        """Start everything, serve until stopped, stop everything.
+
+        Each step registers how to undo it as soon as it has started, so a failure at any later step
+        (a port, PostgreSQL, a service that cannot spawn, `REPLICA_FAIL_START_AFTER`) stops what was
+        started, in reverse order, before the exception leaves: PostgreSQL runs in its own session and
+        its data in a directory of its own, and nobody else would stop or remove them (the state
+        file that `down` reads is written only once everything serves).
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        db_host, db_port, direct_url = self._start_postgres()
+        async with contextlib.AsyncExitStack() as started:
+            ports = await self._start(started)
+            log.info(
+                "replica %s serving: backend :%s auth :%s",
+                self.scenario.name,
+                ports["backend"],
+                ports["auth"],
+            )
+            await self.stop_event.wait()
+            log.info("stopping replica")
+
+    async def _start(self, started: contextlib.AsyncExitStack) -> dict[str, int]:
+        """Every start step, in order, each one's undo pushed on `started` (undone last-in, first-out:
+        the front doors close first, then the services, whose last lines still reach Cloud Logging, then
+        the logging, the proxy and PostgreSQL, and the state file goes last)."""
+        started.callback((self.run_dir / STATE_FILE).unlink, missing_ok=True)
+        db_host, db_port, direct_url = self._start_postgres(started)
+        await self._fail_if_asked("postgres")
         proxy_port = free_port()
         self.proxy = FaultProxy(db_host, db_port, proxy_port, self.scenario.db_fault)
         await self.proxy.start()
+        started.push_async_callback(self.proxy.stop)
         proxied_url = _with_port(direct_url, proxy_port)
 
         bypass_key = os.environ.get(BYPASS_KEY_ENV) or secrets.token_urlsafe(24)
@@ -96,74 +129,97 @@ class ReplicaDaemon:
         self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)
         self.backend_door = FrontDoor("backend", self.backend_ports, self.gateway)
         self.auth_door = FrontDoor("auth", self.auth_port)
+        started.push_async_callback(self._close_doors)
+        self.log_task = asyncio.create_task(self.cloud_logging.run())
+        started.push_async_callback(self.cloud_logging.aclose, self.log_task)
+        self.auth.start()
+        for backend in self.backends:
+            backend.start()
+        started.push_async_callback(self._stop_services)
+        await self._fail_if_asked("services")
+
         ports = {"backend": free_port(), "auth": free_port(), "control": free_port()}
         servers = [
             _server(self.backend_door.app, ports["backend"]),
             _server(self.auth_door.app, ports["auth"]),
             _server(self._control_app(), ports["control"]),
         ]
-        self.auth.start()
-        for backend in self.backends:
-            backend.start()
-        self.log_task = asyncio.create_task(self.cloud_logging.run())
-        serving = [asyncio.create_task(s.serve()) for s in servers]
-        while not all(s.started for s in servers):
-            await asyncio.sleep(0.02)
+        listening: list[socket.socket] = []
+        for port in ports.values():
+            listening.append(_listen(port))
+            started.callback(listening[-1].close)
+        serving = [
+            asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, listening, strict=True)
+        ]
+        started.push_async_callback(_stop_servers, servers, serving)
+        await _until_serving(servers, serving)
+        started.push_async_callback(self._stop_tasks)
         if self.scenario.hog_connections:
             self.tasks.append(asyncio.create_task(self._hog_when_ready(direct_url)))
         if self.scenario.db_fault_after_ready is not None:
             self.tasks.append(asyncio.create_task(self._fault_when_ready(self.scenario.db_fault_after_ready)))
-        write_state(
-            self.run_dir,
-            {
-                "pid": os.getpid(),
-                "scenario": self.scenario.name,
-                "backend_url": f"http://127.0.0.1:{ports['backend']}",
-                "auth_url": f"http://127.0.0.1:{ports['auth']}",
-                "ws_url": f"ws://127.0.0.1:{ports['backend']}/ws",
-                "control_url": f"http://127.0.0.1:{ports['control']}",
-                "backend_ready_expected": self.scenario.backend_ready_expected,
-                "auth_ready_expected": self.scenario.auth_ready_expected,
-                "postgres_pid": self.postgres.process.pid
-                if self.postgres and self.postgres.process
-                else None,
-                "bypass_key": bypass_key,
-                "postgres_url": direct_url,  # direct, not through the fault proxy: for checks of stored rows
-                "started_at": self.started_at,
-                "profile": config.profile,
-                "backend_instances": self.instances,
-                "backend_instance_ports": self.backend_ports,
-                "revision": self.revision,
-                "cloud_logging_path": str(self.cloud_logging.path),
-                "db_fault_after_ready": _fault_dict(self.scenario.db_fault_after_ready),
-            },
-        )
-        log.info(
-            "replica %s serving: backend :%s auth :%s", self.scenario.name, ports["backend"], ports["auth"]
-        )
-        await self.stop_event.wait()
-        log.info("stopping replica")
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*serving, return_exceptions=True)
-        await self._shutdown()
+        await self._fail_if_asked("doors")
+        write_state(self.run_dir, self._state(ports, config, bypass_key, direct_url))
+        return ports
 
-    async def _shutdown(self) -> None:
-        """Services first (their last lines and exits still reach Cloud Logging), then the rest."""
+    def _state(
+        self, ports: dict[str, int], config: ServiceConfig, bypass_key: str, direct_url: str
+    ) -> dict[str, Any]:
+        """What `attach`, `down`, `status` and the suite read from the state file."""
+        return {
+            "pid": os.getpid(),
+            "scenario": self.scenario.name,
+            "backend_url": f"http://127.0.0.1:{ports['backend']}",
+            "auth_url": f"http://127.0.0.1:{ports['auth']}",
+            "ws_url": f"ws://127.0.0.1:{ports['backend']}/ws",
+            "control_url": f"http://127.0.0.1:{ports['control']}",
+            "backend_ready_expected": self.scenario.backend_ready_expected,
+            "auth_ready_expected": self.scenario.auth_ready_expected,
+            "postgres_pid": self.postgres.process.pid if self.postgres and self.postgres.process else None,
+            "bypass_key": bypass_key,
+            "postgres_url": direct_url,  # direct, not through the fault proxy: for checks of stored rows
+            "started_at": self.started_at,
+            "profile": config.profile,
+            "backend_instances": self.instances,
+            "backend_instance_ports": self.backend_ports,
+            "revision": self.revision,
+            "cloud_logging_path": str(self.cloud_logging.path),
+            "db_fault_after_ready": _fault_dict(self.scenario.db_fault_after_ready),
+        }
+
+    async def _fail_if_asked(self, step: str) -> None:
+        """`REPLICA_FAIL_START_AFTER=<step>` (postgres | services | doors): fail the start right after
+        that step, once what it started is really running, so that a test can prove a failed start
+        leaves nothing behind. Unset (always, outside such tests) it does nothing."""
+        if os.environ.get(FAIL_START_AFTER_ENV) != step:
+            return
+        if step == "services":  # their processes must exist before the failure, or there is nothing to undo
+            await self._services_listening(timeout_s=30.0)
+        raise StartFailure(f"start failed on purpose after step {step!r} ({FAIL_START_AFTER_ENV}={step})")
+
+    async def _services_listening(self, timeout_s: float) -> None:
+        """Until every service process accepts connections on its port (or `timeout_s`)."""
+        ports = [self.auth_port, *self.backend_ports.values()]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all([await _accepts(port) for port in ports]):
+                return
+            await asyncio.sleep(0.1)
+
+    async def _stop_tasks(self) -> None:
         for task in self.tasks:
             task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         for conn in self.hog:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
+
+    async def _stop_services(self) -> None:
         stops = [backend.stop() for backend in self.backends]
         await asyncio.gather(*stops, self.auth.stop(), return_exceptions=True)
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.cloud_logging.aclose(self.log_task)
-        await self.proxy.stop()
+
+    async def _close_doors(self) -> None:
         await asyncio.gather(self.backend_door.aclose(), self.auth_door.aclose(), return_exceptions=True)
-        if self.postgres:
-            self.postgres.stop()
-        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _config(self, bypass_key: str, proxied_url: str, direct_url: str) -> ServiceConfig:
         config = ServiceConfig(
@@ -174,7 +230,7 @@ class ReplicaDaemon:
         ).replace(**{**self.scenario.service, **self.overrides})
         return config.replace(profile=self.profile) if self.profile else config
 
-    def _start_postgres(self) -> tuple[str, int, str]:
+    def _start_postgres(self, started: contextlib.AsyncExitStack) -> tuple[str, int, str]:
         external = os.environ.get(EXTERNAL_DB_ENV)
         if external:
             parts = urlsplit(external)
@@ -182,7 +238,8 @@ class ReplicaDaemon:
         self.postgres = PostgresServer(
             self.run_dir / "postgres", max_connections=self.scenario.pg_max_connections
         )
-        self.postgres.start()
+        self.postgres.start()  # stops what it started itself if it fails
+        started.callback(self.postgres.stop)
         return "127.0.0.1", self.postgres.port, self.postgres.url
 
     def _supervisor(self, name: str, module: str, port: int, config: ServiceConfig) -> ProcessSupervisor:
@@ -321,6 +378,43 @@ def _with_port(url: str, port: int) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     host_port = f"{parts.hostname}:{port}"
     return parts._replace(netloc=f"{netloc[0]}@{host_port}" if len(netloc) == 2 else host_port).geturl()
+
+
+def _listen(port: int) -> socket.socket:
+    """Bind 127.0.0.1:`port` now: a port taken since it was chosen fails here, as an exception the
+    start's undo handles, not inside uvicorn (which logs it and exits the whole process)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _until_serving(servers: list[uvicorn.Server], serving: list[asyncio.Task[None]]) -> None:
+    """Until every server listens; a server that ended instead raises."""
+    while not all(s.started for s in servers):
+        ended = [task for task in serving if task.done()]
+        if ended:
+            raise RuntimeError(f"a front door or the control API stopped while starting: {ended[0]!r}")
+        await asyncio.sleep(0.02)
+
+
+async def _stop_servers(servers: list[uvicorn.Server], serving: list[asyncio.Task[None]]) -> None:
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*serving, return_exceptions=True)
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 def _server(app: Any, port: int) -> uvicorn.Server:

@@ -105,7 +105,7 @@ class ReplicaHandle:
             if state and state.get("pid") == process.pid:
                 return cls(run_dir, state)
             time.sleep(0.05)
-        process.kill()
+        _end(process)
         raise ReplicaError(f"replica did not start in time:\n{_tail(run_dir / 'daemon.log')}")
 
     def _wait_serving(self, deadline: float) -> None:
@@ -202,6 +202,17 @@ class ReplicaHandle:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # the daemon's session: services it spawned
         (self.run_dir / "state.json").unlink(missing_ok=True)
+
+
+def _end(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    """SIGTERM a daemon that is still starting (it then stops what it started, PostgreSQL and its
+    data included); SIGKILL only one that does not end within `grace_s`."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _alive(pid: int) -> bool:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +35,8 @@ from contract.frames import answer_text
 from contract.identity import BACKEND_SERVICE, BYPASS_KEY_HEADER
 from contract.rest import is_error_envelope
 from contract.startup import STARTUP_FAILURE_EXIT_CODE
-from replica.handle import ReplicaHandle
+from replica.daemon import FAIL_START_AFTER_ENV
+from replica.handle import ReplicaError, ReplicaHandle
 from replica.state import STATE_FILE, read_state
 
 pytestmark = [pytest.mark.replica]
@@ -591,3 +595,63 @@ def test_ctrl_c_on_foreground_up_leaves_no_process(tmp_path: Path) -> None:
         leftover = read_state(tmp_path)
         if leftover:
             ReplicaHandle(tmp_path, leftover).stop()
+
+
+# --- a start that fails leaves nothing behind ---------------------------------------------------
+
+START_MARK_ENV = "REPLICA_TEST_START_MARK"  # inherited by the daemon and everything it spawns
+
+
+@dataclass(frozen=True)
+class SeenProcess:
+    cmdline: str
+    cwd: str  # postgres runs in its data root
+
+
+def marked_processes(mark: str) -> dict[int, SeenProcess]:
+    """Every live process whose environment carries `START_MARK_ENV=mark`: the processes of one start."""
+    needle = f"{START_MARK_ENV}={mark}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found[int(entry.name)] = SeenProcess(cmdline.strip(), os.readlink(entry / "cwd"))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def test_a_start_that_fails_after_postgres_is_up_leaves_no_process_and_no_data(tmp_path: Path) -> None:
+    """PostgreSQL, the fault proxy, auth and the backend are running when the start fails (on purpose,
+    REPLICA_FAIL_START_AFTER=services, before the state file `down` relies on exists): by the time
+    `start` reports the failure, none of that start's processes runs and PostgreSQL's data is gone."""
+    mark = secrets.token_hex(8)
+    seen: dict[int, SeenProcess] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(marked_processes(mark))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(ReplicaError, match="start failed on purpose after step 'services'"):
+            ReplicaHandle.start(
+                "healthy", tmp_path / "replica", env={FAIL_START_AFTER_ENV: "services", START_MARK_ENV: mark}
+            )
+    finally:
+        done.set()
+        watcher.join()
+    kinds = ("replica.daemon", "postgres -D", "replica.auth", "replica.backend")
+    assert [k for k in kinds if any(k in p.cmdline for p in seen.values())] == list(kinds), seen
+    assert {pid: p.cmdline for pid, p in seen.items() if alive(pid)} == {}
+    data_roots = {Path(p.cwd) for p in seen.values() if "postgres -D" in p.cmdline}
+    outside = [root for root in data_roots if not root.is_relative_to(tmp_path)]  # root's own data dir
+    assert [root for root in outside if root.exists()] == [], outside
+    assert read_state(tmp_path / "replica") is None
