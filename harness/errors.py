@@ -31,11 +31,13 @@ class E2EFailure(Exception):
         *,
         kind: str = "",
         service: str | None = None,
+        signature: str | None = None,
     ) -> None:
         self.category = Category(category)
         self.detail = message = redact(message)
         self.evidence = evidence or {}
         self.known_issue = known_issue
+        self.signature = signature  # the known issue's signature that labelled it
         self.kind = kind
         self.service = service
         suffix = f" (known issue {known_issue})" if known_issue else ""  # Allure routes it by this text
@@ -50,10 +52,11 @@ class E2EFailure(Exception):
         *,
         kind: str = "",
         service: str | None = None,
+        signature: str | None = None,
     ) -> E2EFailure:
         """The right subclass for a category (infra -> broken, product -> failed)."""
-        cls = _BY_FAMILY.get(Category(category).family, E2EFailure)
-        return cls(category, message, evidence, known_issue, kind=kind, service=service)
+        cls = _BY_BLAME.get(Category(category).blame, E2EFailure)
+        return cls(category, message, evidence, known_issue, kind=kind, service=service, signature=signature)
 
 
 class InfraFailure(E2EFailure):
@@ -81,7 +84,7 @@ class NotReproduced(E2EFailure, AssertionError):
         super().__init__(Category.REPRO_NOT_REPRODUCED, message, evidence, kind="not_reproduced")
 
 
-_BY_FAMILY: dict[str, type[E2EFailure]] = {
-    "infra": InfraFailure,
+_BY_BLAME: dict[str, type[E2EFailure]] = {
+    "infrastructure": InfraFailure,
     "product": ProductFailure,
 }

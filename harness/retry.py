@@ -27,13 +27,11 @@ from tenacity.stop import stop_base
 from harness import record
 from harness.errors import InfraFailure
 from harness.settings import Settings
-from harness.taxonomy import Category
 
 T = TypeVar("T")
 Terminal = Callable[[InfraFailure], bool]
 
 QUICK_RECHECK_S = 0.3  # the one re-check of a terminal failure: a blip in DNS or a listener restarting
-NEVER_RETRIED = frozenset({Category.INFRA_CONFIG})
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +74,11 @@ class RetryPolicy:
 
 
 class retry_transient(retry_base):
-    """Retry an `InfraFailure` unless its category is never retried."""
+    """Retry an `InfraFailure` whose category says it is transient (`Policy.retried`)."""
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return isinstance(exc, InfraFailure) and exc.category not in NEVER_RETRIED
+        return isinstance(exc, InfraFailure) and exc.category.policy.retried
 
 
 class stop_before_budget(stop_base):
