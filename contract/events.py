@@ -58,10 +58,13 @@ class CloseCode(IntEnum):
     TLS_HANDSHAKE = 1015
 
 
-# Close codes that mean the infrastructure, not the product, ended the connection. 1011 is not one:
-# the real server sends it after its own failure (HEAD's closure-code module counts it a server error).
+# Close codes that mean the infrastructure, not the product, ended the connection: dropped (1006), the
+# platform restarting or shedding load (1012-1014), TLS (1015), and a server going away (1001) before
+# the turn was done (a revision rolling out stops the old instance). 1011 is not one: the real server
+# sends it after its own failure (HEAD's closure-code module counts it a server error).
 INFRA_CLOSE_CODES = frozenset(
     {
+        CloseCode.GOING_AWAY,
         CloseCode.ABNORMAL,
         CloseCode.SERVICE_RESTART,
         CloseCode.TRY_AGAIN_LATER,

@@ -1,33 +1,43 @@
-"""The one decision table from evidence to a taxonomy category, for HTTP and WebSocket alike.
+"""The one decision table from the facts of an exchange to a taxonomy category, HTTP and WebSocket alike.
 
 It replaces the old suite's guesswork (keyword-matching exception text, relabelling client timeouts
-as 503, `.json()` on gateway pages) with rules on explicit facts, gathered into an `Observation`:
+as 503, `.json()` on gateway pages) with rules on explicit facts (`harness.evidence.Observation`:
 did an answer arrive, in time, with which status; is the body the service's own JSON (a JSON object
-on an error status, or an error frame on the socket) and what does it say; how did a socket close.
-`RULES` is read top to bottom; the first row whose condition holds decides (its name is the
-finding's `kind`); no row means the exchange met its expectation.
+on an error status, or an error frame on the socket) and what does it say; how did a socket close)
+held against what the caller expected (`Expect`). `RULES` is read top to bottom; the first row whose
+condition holds decides (its name is the finding's `kind`); no row means the exchange met its
+expectation. A test keeps this table in step with `RULES`:
 
-| row               | when                                                              | category           |
-|-------------------|-------------------------------------------------------------------|--------------------|
-| no_answer_timeout | nothing arrived within the deadline                               | infra.timeout      |
-| dns / tls / refused / reset / network | no answer: name, certificate, connection      | infra.unreachable  |
-| body_timeout      | the status arrived, the body missed the deadline                  | infra.timeout      |
-| body_dropped      | the status arrived, the connection dropped during the body        | infra.unreachable  |
-| platform_close    | the socket dropped (1006) or the platform closed it (1012-1015)   | infra.ws           |
-| config_missing    | the service's own JSON says staging lacks a setting               | infra.config       |
-| service_starting  | the service's own JSON says its startup runs or failed            | infra.starting     |
-| dependency_down   | the service's own JSON names a dependency down (database, cache)  | infra.dependency   |
-| service_unavailable | the service's own 503 that names no cause (not ready, overloaded) | infra.starting     |
-| rate_limited      | 429                                                               | infra.gateway      |
-| gateway_page      | 502/503/504 whose body is not the service's JSON (GFE, Cloud Run) | infra.gateway      |
-| auth_refused      | 401/403 where an auth decision is made, close 1008, AUTH_FAILED   | product.auth       |
-| service_error     | any other error from the service's own code (envelope, error frame, close 1011) | product.http / product.golden_path (socket) |
-| closed_early      | the socket closed in order before the exchange was done           | product.golden_path |
-| unexpected_status | a status the caller did not expect                                | product.http       |
-| html_on_health    | 2xx HTML on a health path: the wrong service (the frontend?)      | product.contract   |
-| too_large / not_json / bad_json / not_object / wrong_service / missing_keys | the body breaks the contract | product.contract |
+| row                 | when                                                                   | category            |
+|---------------------|------------------------------------------------------------------------|---------------------|
+| no_answer_timeout   | nothing arrived within the deadline                                    | infra.timeout       |
+| dns                 | no answer: the name does not resolve                                   | infra.unreachable   |
+| tls                 | no answer: the TLS handshake or the certificate failed                 | infra.unreachable   |
+| refused             | no answer: nothing accepts connections there                           | infra.unreachable   |
+| reset               | no answer: the connection was reset                                    | infra.unreachable   |
+| network             | no answer, for another network reason                                  | infra.unreachable   |
+| body_timeout        | the status arrived, the body missed the deadline                       | infra.timeout       |
+| body_dropped        | the status arrived, the connection dropped during the body             | infra.unreachable   |
+| platform_close      | the socket dropped (1006), the platform closed it (1012-1015), or the server went away (1001) mid-exchange | infra.ws |
+| config_missing      | the service's own JSON says staging lacks a setting                    | infra.config        |
+| service_starting    | the service's own JSON says its startup runs or failed                 | infra.starting      |
+| dependency_down     | the service's own JSON names a dependency down (database, cache)       | infra.dependency    |
+| service_unavailable | the service's own 503 that names no cause (not ready, overloaded)      | infra.starting      |
+| rate_limited        | 429                                                                    | infra.gateway       |
+| gateway_page        | 502/503/504 whose body is not the service's JSON (GFE, Cloud Run)      | infra.gateway       |
+| auth_refused        | 401/403 where an auth decision is made, close 1008, AUTH_FAILED        | product.auth        |
+| service_error       | the service's own code failed (its envelope, an error frame, close 1011) | product.http (HTTP), product.golden_path (socket) |
+| closed_early        | the socket closed in order before the exchange was done                | product.golden_path |
+| unexpected_status   | a status the caller did not expect                                     | product.http        |
+| html_on_health      | 2xx HTML on a health path: the wrong service (the frontend?)           | product.contract    |
+| too_large           | the body is larger than the limit                                      | product.contract    |
+| not_json            | the body is not typed as JSON                                          | product.contract    |
+| bad_json            | typed as JSON, but it does not parse                                   | product.contract    |
+| not_object          | the caller needs a JSON object, the body is another JSON value         | product.contract    |
+| wrong_service       | the body names another service than the expected one                  | product.contract    |
+| missing_keys        | the JSON object lacks keys the caller needs                            | product.contract    |
 
-A known-issue signature (fixtures/known_issues.json) that fits the observation labels the outcome;
+A known-issue signature (fixtures/known_issues.json) that fits the observation labels the judgement;
 it never changes the category.
 """
 
@@ -36,16 +46,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from contract.events import INFRA_CLOSE_CODES, CloseCode
 from contract.identity import FRONTEND_SERVICE
 from harness import known_issues
-from harness.evidence import HttpEvidence, Transport, WsEvidence, is_json_type
+from harness.evidence import HttpEvidence, Observation, Target, WsEvidence, is_json_type
 from harness.taxonomy import Category
 
-Channel = Literal["http", "ws", "logs"]  # logs: a finding read from the backend's startup logs
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 
 # What the service's own JSON can say, read from its structured fields and its own words.
@@ -59,8 +67,9 @@ _DEPENDENCY_DOWN = frozenset({"error", "disconnected", "not_initialized", "faile
 _UNAVAILABLE_CODES = frozenset({"SERVICE_UNAVAILABLE", "DATABASE_UNAVAILABLE", "DEPENDENCY_UNAVAILABLE"})
 _TEXT_KEYS = ("message", "error_message", "detail", "reason", "error", "user_message")
 _AUTH_CODES = frozenset({"AUTH_FAILED", "AUTHENTICATION_FAILED", "UNAUTHORIZED"})
+_NESTED = ("data", "details", "error")  # where services put the fields of an error
 
-_TRANSPORT_HINTS: dict[str, str] = {
+NETWORK_HINTS: dict[str, str] = {
     "dns": "the name does not resolve: check the host name, or connect to the VPN",
     "tls": "the TLS handshake or certificate check failed: wrong host, or a proxy intercepting TLS",
     "refused": "nothing accepts connections there: wrong port, or the service/load balancer is down",
@@ -72,13 +81,13 @@ _TRANSPORT_HINTS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Expect:
-    """What a passing HTTP exchange looks like.
+    """What a passing exchange looks like.
 
-    `target` ("backend" | "auth") selects known-issue signatures; `auth_endpoint` says that a
-    401/403 here is an authentication decision. `service` is judged only when the body reports one.
+    `ok`: the statuses that pass; `auth_endpoint`: a 401/403 here is an authentication decision;
+    `json` and `keys`: the body is JSON (an object holding these keys); `service` is judged only
+    when the body reports one. A socket expects its upgrade (`SOCKET`).
     """
 
-    target: str = "backend"
     ok: frozenset[int] = frozenset({200})
     service: str | None = None
     json: bool = True
@@ -90,62 +99,44 @@ class Expect:
         object.__setattr__(self, "keys", tuple(self.keys))
 
 
-@dataclass(frozen=True)
-class Observation:
-    """The facts of one exchange that the table reads."""
-
-    channel: Channel
-    target: str
-    path: str
-    transport: Transport | None = None  # no answer: how the transport failed
-    error: str | None = None
-    status: int | None = None  # HTTP status, or the upgrade's (101: accepted)
-    expected: bool = False  # the status the caller expected (an accepted upgrade)
-    body_cut: Literal["timeout", "dropped"] | None = None
-    service_json: Mapping[str, Any] | None = None  # a JSON object on an error status, or an error frame
-    close_code: int | None = None
-    close_reason: str | None = None
-    auth_step: bool = False  # 401/403 here is an authentication decision
-    http: HttpEvidence | None = None
-    expect: Expect | None = None
-    body_snippet: str = ""
-    content_type: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        """Something to explain: an unexpected status, an error frame, or a close."""
-        return not self.expected or self.close_code is not None or self.service_json is not None
+SOCKET = Expect(ok=frozenset({101}), json=False)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Judgement:
     """The verdict on one exchange: `category` None means it met the expectation."""
 
     category: Category | None
     kind: str
     reason: str
     known_issue: str | None = None
+    signature: str | None = None  # the known issue's signature that fits
 
     @property
     def ok(self) -> bool:
         return self.category is None
 
 
+Check = Callable[[Observation, Expect], bool]
+Why = Callable[[Observation, Expect], str]
+
+
 @dataclass(frozen=True)
 class Rule:
+    """One row: its name (the finding's kind), the table's `when` text, its category, its test and
+    the reason it gives."""
+
     name: str
+    summary: str
     category: Category | Callable[[Observation], Category]
-    when: Callable[[Observation], bool]
-    why: Callable[[Observation], str]
+    when: Check
+    why: Why
 
     def category_for(self, obs: Observation) -> Category:
         return self.category(obs) if callable(self.category) else self.category
 
 
 # -- what the service's own JSON says -------------------------------------------------------------
-
-
-_NESTED = ("data", "details", "error")  # where services put the fields of an error
 
 
 def _text(body: Mapping[str, Any]) -> str:
@@ -207,7 +198,8 @@ def dependency_down(body: Mapping[str, Any], status: int | None) -> str | None:
     return None
 
 
-def _gist(body: Mapping[str, Any]) -> str:
+def gist(body: Mapping[str, Any]) -> str:
+    """The service's own message in a few words: its error code and what it says."""
     code = error_code(body)
     words = _text(body)
     if code or words:
@@ -222,66 +214,39 @@ def _unavailable_code(obs: Observation) -> bool:
 
 
 def _service_says(obs: Observation, check: Callable[[Mapping[str, Any]], bool]) -> bool:
-    return obs.failed and obs.service_json is not None and check(obs.service_json)
+    body = obs.service_json
+    return obs.failed and body is not None and check(body)
 
 
 # -- the table -------------------------------------------------------------------------------------
 
 
-def _where(obs: Observation) -> str:
-    if obs.http is not None:
-        parts = urlsplit(obs.http.url)
-        return f"{parts.hostname}:{parts.port or ('443' if parts.scheme == 'https' else '80')}"
-    return obs.target
+def _no_answer(kind: str) -> Check:
+    return lambda obs, _: obs.status is None and obs.close_code is None and obs.network == kind
 
 
-def _no_answer(kind: str) -> Callable[[Observation], bool]:
-    return lambda obs: obs.status is None and obs.close_code is None and obs.transport == kind
-
-
-def _unreachable_why(obs: Observation) -> str:
-    kind = obs.transport or "network"
-    return f"{kind.upper()}: {_TRANSPORT_HINTS[kind]} ({_where(obs)}: {obs.error})"
-
-
-def _is_html(obs: Observation) -> bool:
-    ev = obs.http
-    if ev is None:
-        return False
-    media = (ev.content_type or "").split(";", 1)[0].strip().lower()
-    head = ev.body_snippet.lstrip()[:15].lower()
-    return media in ("text/html", "application/xhtml+xml") or head.startswith(("<!doctype html", "<html"))
+def _unreachable_why(obs: Observation, _: Expect) -> str:
+    kind = obs.network or "network"
+    return f"{kind.upper()}: {NETWORK_HINTS[kind]} ({obs.where or obs.target}: {obs.error})"
 
 
 def _is_health_path(path: str) -> bool:
     return "/health" in path or path.endswith("/ready")
 
 
-def _missing_keys(obs: Observation) -> list[str]:
-    body = obs.http.json if obs.http else None
-    keys = obs.expect.keys if obs.expect else ()
-    return [key for key in keys if not isinstance(body, Mapping) or key not in body]
+def _missing_keys(obs: Observation, expect: Expect) -> list[str]:
+    body = obs.body_json
+    return [key for key in expect.keys if not isinstance(body, Mapping) or key not in body]
 
 
-def _reported_service(obs: Observation) -> str | None:
-    body = obs.http.json if obs.http else None
-    service = body.get("service") if isinstance(body, Mapping) else None
-    return service if isinstance(service, str) else None
+def _wrong_service(obs: Observation, expect: Expect) -> bool:
+    got = obs.reported_service
+    return bool(expect.service and got and got != expect.service)
 
 
-def _wrong_service(obs: Observation) -> bool:
-    want = obs.expect.service if obs.expect else None
-    got = _reported_service(obs)
-    return bool(want and got and got != want)
-
-
-def _contract(obs: Observation) -> bool:
+def _contract(obs: Observation, expect: Expect) -> bool:
     """Body rules apply to an expected HTTP answer whose body the caller wants as JSON."""
-    return obs.channel == "http" and obs.expected and obs.expect is not None and obs.expect.json
-
-
-def _statuses(obs: Observation) -> str:
-    return "/".join(str(s) for s in sorted(obs.expect.ok)) if obs.expect else "another status"
+    return obs.channel == "http" and obs.expected and expect.json
 
 
 def _what_closed(obs: Observation) -> str:
@@ -293,9 +258,14 @@ def _service_error_category(obs: Observation) -> Category:
     return Category.PRODUCT_GOLDEN_PATH if obs.channel == "ws" else Category.PRODUCT_HTTP
 
 
-def _service_error_why(obs: Observation) -> str:
+def _has_trace(obs: Observation) -> bool:
+    body = obs.service_json or {}
+    return bool(body.get("stack_trace") or body.get("traceback"))
+
+
+def _service_error_why(obs: Observation, _: Expect) -> str:
     if obs.service_json is not None:
-        said = _gist(obs.service_json)
+        said = gist(obs.service_json)
         trace = " (its error envelope carries a stack trace: internals exposed)" if _has_trace(obs) else ""
         where = (
             "an error frame" if obs.channel == "ws" and obs.expected else f"{obs.status} with its own JSON"
@@ -305,12 +275,7 @@ def _service_error_why(obs: Observation) -> str:
     return f"the service closed the socket with a server error ({_what_closed(obs)})"
 
 
-def _has_trace(obs: Observation) -> bool:
-    body = obs.service_json or {}
-    return bool(body.get("stack_trace") or body.get("traceback"))
-
-
-def _auth_refused(obs: Observation) -> bool:
+def _auth_refused(obs: Observation, _: Expect) -> bool:
     if obs.close_code == CloseCode.POLICY_VIOLATION:
         return True
     if obs.service_json is not None and error_code(obs.service_json) in _AUTH_CODES:
@@ -318,266 +283,266 @@ def _auth_refused(obs: Observation) -> bool:
     return not obs.expected and obs.status in (401, 403) and obs.auth_step
 
 
-def _auth_why(obs: Observation) -> str:
+def _auth_why(obs: Observation, _: Expect) -> str:
     if obs.close_code == CloseCode.POLICY_VIOLATION:
         return f"the socket was refused for authentication ({_what_closed(obs)})"
     if obs.expected and obs.service_json is not None:
-        return f"the server refused authentication ({_gist(obs.service_json)})"
+        return f"the server refused authentication ({gist(obs.service_json)})"
     if obs.channel == "ws" and obs.status == 403:
         return (
             "the upgrade was refused with HTTP 403 (an authentication refusal, or the readiness guard "
             "closing before accept, which refuses every socket alike)"
         )
-    said = f" ({_gist(obs.service_json)})" if obs.service_json else ""
+    said = f" ({gist(obs.service_json)})" if obs.service_json else ""
     return f"refused with {obs.status or error_code(obs.service_json or {})}{said}"
+
+
+def _gateway_page(obs: Observation, _: Expect) -> bool:
+    return (
+        not obs.expected
+        and obs.status in GATEWAY_STATUSES
+        and (obs.service_json is None or (obs.status != 503 and _unavailable_code(obs)))
+    )
+
+
+def _gateway_why(obs: Observation, _: Expect) -> str:
+    if obs.service_json is not None:  # a 502/504 carrying the service's own JSON that names no failure
+        return f"{obs.status} from a gateway ({gist(obs.service_json)})"
+    body = obs.json_error or ("empty body" if not obs.body_snippet else "not JSON")
+    return f"{obs.status} with a non-JSON body: a gateway page, not the service ({obs.content_type or 'no content-type'}; {body})"
 
 
 RULES: tuple[Rule, ...] = (
     Rule(
         "no_answer_timeout",
+        "nothing arrived within the deadline",
         Category.INFRA_TIMEOUT,
         _no_answer("timeout"),
-        lambda o: f"no answer within the deadline ({o.error})",
+        lambda o, _: f"no answer within the deadline ({o.error})",
     ),
-    *(
-        Rule(kind, Category.INFRA_UNREACHABLE, _no_answer(kind), _unreachable_why)
-        for kind in ("dns", "tls", "refused", "reset", "network")
+    Rule(
+        "dns",
+        "no answer: the name does not resolve",
+        Category.INFRA_UNREACHABLE,
+        _no_answer("dns"),
+        _unreachable_why,
+    ),
+    Rule(
+        "tls",
+        "no answer: the TLS handshake or the certificate failed",
+        Category.INFRA_UNREACHABLE,
+        _no_answer("tls"),
+        _unreachable_why,
+    ),
+    Rule(
+        "refused",
+        "no answer: nothing accepts connections there",
+        Category.INFRA_UNREACHABLE,
+        _no_answer("refused"),
+        _unreachable_why,
+    ),
+    Rule(
+        "reset",
+        "no answer: the connection was reset",
+        Category.INFRA_UNREACHABLE,
+        _no_answer("reset"),
+        _unreachable_why,
+    ),
+    Rule(
+        "network",
+        "no answer, for another network reason",
+        Category.INFRA_UNREACHABLE,
+        _no_answer("network"),
+        _unreachable_why,
     ),
     Rule(
         "body_timeout",
+        "the status arrived, the body missed the deadline",
         Category.INFRA_TIMEOUT,
-        lambda o: o.body_cut == "timeout",
-        lambda o: f"status {o.status} arrived but the body missed the deadline",
+        lambda o, _: o.body_cut == "timeout",
+        lambda o, _: f"status {o.status} arrived but the body missed the deadline",
     ),
     Rule(
         "body_dropped",
+        "the status arrived, the connection dropped during the body",
         Category.INFRA_UNREACHABLE,
-        lambda o: o.body_cut == "dropped",
-        lambda o: f"status {o.status} arrived, then the connection dropped during the body ({o.error})",
+        lambda o, _: o.body_cut == "dropped",
+        lambda o, _: f"status {o.status} arrived, then the connection dropped during the body ({o.error})",
     ),
     Rule(
         "platform_close",
+        "the socket dropped (1006), the platform closed it (1012-1015), or the server went away (1001) mid-exchange",
         Category.INFRA_WS,
-        lambda o: o.close_code in INFRA_CLOSE_CODES,
-        lambda o: f"the connection was dropped or closed by the platform ({_what_closed(o)})",
+        lambda o, _: o.close_code in INFRA_CLOSE_CODES,
+        lambda o, _: f"the connection was dropped or closed by the platform ({_what_closed(o)})",
     ),
     Rule(
         "config_missing",
+        "the service's own JSON says staging lacks a setting",
         Category.INFRA_CONFIG,
-        lambda o: _service_says(o, says_config_missing),
-        lambda o: (
-            f"the service says staging lacks its configuration ({_gist(o.service_json or {})}); "
+        lambda o, _: _service_says(o, says_config_missing),
+        lambda o, _: (
+            f"the service says staging lacks its configuration ({gist(o.service_json or {})}); "
             "not retried: it will not configure itself"
         ),
     ),
     Rule(
         "service_starting",
+        "the service's own JSON says its startup runs or failed",
         Category.INFRA_STARTING,
-        lambda o: _service_says(o, says_starting),
-        lambda o: f"the service reports its startup ({_gist(o.service_json or {})})",
+        lambda o, _: _service_says(o, says_starting),
+        lambda o, _: f"the service reports its startup ({gist(o.service_json or {})})",
     ),
     Rule(
         "dependency_down",
+        "the service's own JSON names a dependency down (database, cache)",
         Category.INFRA_DEPENDENCY,
-        lambda o: _service_says(o, lambda body: dependency_down(body, o.status) is not None),
-        lambda o: (
+        lambda o, _: _service_says(o, lambda body: dependency_down(body, o.status) is not None),
+        lambda o, _: (
             f"the service reports a dependency down ({dependency_down(o.service_json or {}, o.status)})"
         ),
     ),
     Rule(
         "service_unavailable",
+        "the service's own 503 that names no cause (not ready, overloaded)",
         Category.INFRA_STARTING,
-        lambda o: not o.expected and o.status == 503 and o.service_json is not None and _unavailable_code(o),
-        lambda o: (
+        lambda o, _: (
+            not o.expected and o.status == 503 and o.service_json is not None and _unavailable_code(o)
+        ),
+        lambda o, _: (
             f"the service itself answers 503 without naming a cause (not ready, or overloaded: "
-            f"transient by HTTP's definition) ({_gist(o.service_json or {})})"
+            f"transient by HTTP's definition) ({gist(o.service_json or {})})"
         ),
     ),
     Rule(
         "rate_limited",
+        "429",
         Category.INFRA_GATEWAY,
-        lambda o: not o.expected and o.status == 429,
-        lambda o: "429: rate limited (Retry-After honoured when retried)",
+        lambda o, _: not o.expected and o.status == 429,
+        lambda o, _: "429: rate limited (Retry-After honoured when retried)",
     ),
     Rule(
         "gateway_page",
+        "502/503/504 whose body is not the service's JSON (GFE, Cloud Run)",
         Category.INFRA_GATEWAY,
-        lambda o: (
-            not o.expected
-            and o.status in GATEWAY_STATUSES
-            and (o.service_json is None or (o.status != 503 and _unavailable_code(o)))
-        ),
-        lambda o: (
-            f"{o.status} with a non-JSON body: a gateway page, not the service "
-            f"({(o.http.content_type if o.http else None) or 'no content-type'}; "
-            f"{(o.http.json_error if o.http else None) or ('empty body' if not o.body_snippet else 'not JSON')})"
-        ),
+        _gateway_page,
+        _gateway_why,
     ),
-    Rule("auth_refused", Category.PRODUCT_AUTH, _auth_refused, _auth_why),
+    Rule(
+        "auth_refused",
+        "401/403 where an auth decision is made, close 1008, AUTH_FAILED",
+        Category.PRODUCT_AUTH,
+        _auth_refused,
+        _auth_why,
+    ),
     Rule(
         "service_error",
+        "the service's own code failed (its envelope, an error frame, close 1011)",
         _service_error_category,
-        lambda o: (o.failed and o.service_json is not None) or o.close_code == CloseCode.INTERNAL_ERROR,
+        lambda o, _: (o.failed and o.service_json is not None) or o.close_code == CloseCode.INTERNAL_ERROR,
         _service_error_why,
     ),
     Rule(
         "closed_early",
+        "the socket closed in order before the exchange was done",
         Category.PRODUCT_GOLDEN_PATH,
-        lambda o: o.close_code is not None,
-        lambda o: f"the server ended the socket ({_what_closed(o)}) before the exchange was done",
+        lambda o, _: o.close_code is not None,
+        lambda o, _: f"the server ended the socket ({_what_closed(o)}) before the exchange was done",
     ),
     Rule(
         "unexpected_status",
+        "a status the caller did not expect",
         Category.PRODUCT_HTTP,
-        lambda o: not o.expected,
-        lambda o: f"unexpected status {o.status}, expected {_statuses(o) if o.channel == 'http' else 101}",
+        lambda o, _: not o.expected,
+        lambda o, e: f"unexpected status {o.status}, expected {'/'.join(str(s) for s in sorted(e.ok))}",
     ),
     Rule(
         "html_on_health",
+        "2xx HTML on a health path: the wrong service (the frontend?)",
         Category.PRODUCT_CONTRACT,
-        lambda o: o.channel == "http" and o.expected and _is_html(o) and _is_health_path(o.path),
-        lambda o: "an HTML page answered a health path: the wrong service (the frontend?)",
+        lambda o, _: o.channel == "http" and o.expected and o.is_html and _is_health_path(o.path),
+        lambda o, _: "an HTML page answered a health path: the wrong service (the frontend?)",
     ),
     Rule(
         "too_large",
+        "the body is larger than the limit",
         Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and bool(o.http and o.http.body_truncated),
-        lambda o: f"body larger than the {o.http.body_bytes if o.http else 0}-byte limit",
+        lambda o, e: _contract(o, e) and o.body_truncated,
+        lambda o, _: f"body larger than the {o.body_bytes}-byte limit",
     ),
     Rule(
         "not_json",
+        "the body is not typed as JSON",
         Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and not is_json_type(o.http.content_type if o.http else None),
-        lambda o: f"expected JSON, got {(o.http.content_type if o.http else None) or 'no content-type'}",
+        lambda o, e: _contract(o, e) and not is_json_type(o.content_type),
+        lambda o, _: f"expected JSON, got {o.content_type or 'no content-type'}",
     ),
     Rule(
         "bad_json",
+        "typed as JSON, but it does not parse",
         Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and bool(o.http and o.http.json_error),
-        lambda o: f"JSON content type but unparsable body ({o.http.json_error if o.http else ''})",
+        lambda o, e: _contract(o, e) and bool(o.json_error),
+        lambda o, _: f"JSON content type but unparsable body ({o.json_error})",
     ),
     Rule(
         "not_object",
+        "the caller needs a JSON object, the body is another JSON value",
         Category.PRODUCT_CONTRACT,
-        lambda o: (
-            _contract(o)
-            and bool(o.expect and (o.expect.keys or o.expect.service))
-            and not isinstance(o.http.json if o.http else None, Mapping)
-        ),
-        lambda o: f"expected a JSON object, got {type(o.http.json if o.http else None).__name__}",
+        lambda o, e: _contract(o, e) and bool(e.keys or e.service) and not isinstance(o.body_json, Mapping),
+        lambda o, _: f"expected a JSON object, got {type(o.body_json).__name__}",
     ),
     Rule(
         "wrong_service",
+        "the body names another service than the expected one",
         Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and _wrong_service(o),
-        lambda o: (
+        lambda o, e: _contract(o, e) and _wrong_service(o, e),
+        lambda o, e: (
             (
                 "the frontend answered"
-                if _reported_service(o) == FRONTEND_SERVICE
-                else f"service {_reported_service(o)!r} answered"
+                if o.reported_service == FRONTEND_SERVICE
+                else f"service {o.reported_service!r} answered"
             )
-            + f" instead of {o.expect.service if o.expect else None!r}"
+            + f" instead of {e.service!r}"
         ),
     ),
     Rule(
         "missing_keys",
+        "the JSON object lacks keys the caller needs",
         Category.PRODUCT_CONTRACT,
-        lambda o: _contract(o) and bool(_missing_keys(o)),
-        lambda o: f"missing keys {_missing_keys(o)}",
+        lambda o, e: _contract(o, e) and bool(_missing_keys(o, e)),
+        lambda o, e: f"missing keys {_missing_keys(o, e)}",
     ),
 )
 
 
-def judge(obs: Observation) -> Outcome:
+def judge(obs: Observation, expect: Expect) -> Judgement:
     """Apply the table; the first row that holds decides. A matching known issue labels it."""
     for rule in RULES:
-        if rule.when(obs):
+        if rule.when(obs, expect):
             category = rule.category_for(obs)
-            outcome = Outcome(category, rule.name, rule.why(obs))
-            issue = known_issues.match(obs, outcome.category, outcome.kind)
-            return replace(outcome, known_issue=issue.id if issue else None)
-    return Outcome(None, "ok", "as expected")
+            judgement = Judgement(category, rule.name, rule.why(obs, expect))
+            return _labelled(judgement, obs)
+    return Judgement(None, "ok", "as expected")
 
 
-def finding(obs: Observation, category: Category, kind: str, reason: str) -> Outcome:
-    """An outcome an operation decides beyond the table (a socket accepted that had to be refused),
+def finding(obs: Observation, category: Category, kind: str, reason: str) -> Judgement:
+    """A judgement an operation makes beyond the table (a socket accepted that had to be refused),
     labelled by the known-issue catalogue like any other."""
-    issue = known_issues.match(obs, category, kind)
-    return Outcome(category, kind, reason, issue.id if issue else None)
+    return _labelled(Judgement(category, kind, reason), obs)
 
 
-# -- building observations from evidence ----------------------------------------------------------
+def _labelled(judgement: Judgement, obs: Observation) -> Judgement:
+    found = known_issues.match(obs, judgement.category, judgement.kind)
+    return replace(judgement, known_issue=found.issue.id, signature=found.signature) if found else judgement
 
 
-def _path(url: str) -> str:
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:
-        return url
-
-
-def observe_http(ev: HttpEvidence, expect: Expect) -> Observation:
-    expected = ev.status in expect.ok
-    body_cut: Literal["timeout", "dropped"] | None = None
-    if ev.status is not None and ev.timed_out:
-        body_cut = "timeout"
-    elif ev.status is not None and ev.error is not None:
-        body_cut = "dropped"
-    service_json = ev.json if not expected and isinstance(ev.json, Mapping) else None
-    return Observation(
-        channel="http",
-        target=expect.target,
-        path=_path(ev.url),
-        transport=("timeout" if ev.timed_out else ev.transport or "network") if ev.status is None else None,
-        error=ev.error,
-        status=ev.status,
-        expected=expected,
-        body_cut=body_cut,
-        service_json=service_json,
-        auth_step=expect.auth_endpoint,
-        http=ev,
-        expect=expect,
-        body_snippet=ev.body_snippet,
-        content_type=ev.content_type,
-    )
-
-
-def classify_http(ev: HttpEvidence, expect: Expect) -> Outcome:
-    """The outcome of one HTTP exchange against `expect`."""
-    return judge(observe_http(ev, expect))
-
-
-def observe_ws(
-    ev: WsEvidence,
-    *,
-    target: str = "backend",
-    error_frame: Mapping[str, Any] | None = None,
-    auth_step: bool = True,
-) -> Observation:
-    """A socket's facts: the refused upgrade (and its body), or the error frame and close after it."""
-    accepted = ev.status == 101
-    refusal_json = ev.body_json if not accepted and isinstance(ev.body_json, Mapping) else None
-    no_answer = ev.status is None and ev.close_code is None
-    content_type = next((v for k, v in ev.headers.items() if k.lower() == "content-type"), None)
-    return Observation(
-        channel="ws",
-        target=target,
-        path=_path(ev.url),
-        transport=(ev.transport or "network") if no_answer else None,
-        error=ev.error,
-        status=ev.status,
-        expected=accepted,
-        service_json=error_frame if error_frame is not None else refusal_json,
-        close_code=ev.close_code,
-        close_reason=ev.close_reason,
-        auth_step=auth_step,
-        body_snippet=ev.body_snippet,
-        content_type=content_type,
-    )
+def classify_http(ev: HttpEvidence, expect: Expect, *, target: Target) -> Judgement:
+    """The judgement of one HTTP exchange with `target` (backend | auth) against `expect`."""
+    return judge(ev.observe(target, ok=expect.ok, auth_step=expect.auth_endpoint), expect)
 
 
 def classify_ws(
     ev: WsEvidence, *, error_frame: Mapping[str, Any] | None = None, auth_step: bool = True
-) -> Outcome:
-    """The outcome of a chat socket so far: its upgrade, an error frame, its close."""
-    return judge(observe_ws(ev, error_frame=error_frame, auth_step=auth_step))
+) -> Judgement:
+    """The judgement of a chat socket so far: its upgrade, an error frame, its close."""
+    return judge(ev.observe("backend", error_frame=error_frame, auth_step=auth_step), SOCKET)

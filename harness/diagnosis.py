@@ -7,6 +7,10 @@ endpoint (readiness, database health) reports down while the service serves expl
 The service's own code failing (an error envelope, an error frame, close 1011) is never
 infrastructure.
 
+The cause (`harness.cause`) weighs a known issue seen only from outside against the platform's own
+record; when the record rules it out, its label is dropped before this diagnosis (the plugin does it),
+and a bad deploy the record shows is the product's (or its configuration's), not the infrastructure's.
+
 Order:
 1. `known_issue`: a catalogued issue labels failures (or a passed reproduction) and every failure is
    labelled by it or explained by the outage it causes;
@@ -24,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from harness.taxonomy import SERVICE_DOWN, Category
+from harness.cause import Cause
+from harness.taxonomy import Category
 
 Kind = Literal["healthy", "known_issue", "infrastructure", "product_defect", "not_reproduced", "suite_error"]
-_SIDE_ONLY = frozenset({Category.INFRA_STARTING, Category.INFRA_DEPENDENCY})
 
 
 class Result(Protocol):
@@ -60,15 +64,27 @@ def _category(test: Result) -> Category:
 
 def takes_down(test: Result) -> bool:
     """This infrastructure failure means its service could not serve the step."""
-    category = _category(test)
-    return category in SERVICE_DOWN and not (category in _SIDE_ONLY and test.side_endpoint)
+    policy = _category(test).policy
+    return policy.service_down and not (policy.side_endpoint_scoped and test.side_endpoint)
 
 
 def down_services(failures: Sequence[Result]) -> set[str]:
     return {t.service or "" for t in failures if takes_down(t)}
 
 
-def diagnose(tests: Sequence[Result]) -> Diagnosis:
+def diagnose(tests: Sequence[Result], cause: Cause | None = None) -> Diagnosis:
+    diagnosis = _weigh(tests)
+    if (
+        diagnosis.kind == "infrastructure"
+        and cause
+        and cause.status == "ruled_out"
+        and cause.instead == "bad_deploy"
+    ):
+        return Diagnosis("product_defect")  # the record shows the backend's own startup failing
+    return diagnosis
+
+
+def _weigh(tests: Sequence[Result]) -> Diagnosis:
     failures = _failed(tests)
     down = down_services(failures)
 
@@ -80,14 +96,14 @@ def diagnose(tests: Sequence[Result]) -> Diagnosis:
         labelled = {t.service or "" for t in failures if t.known_issue == issue and takes_down(t)}
         if all(t.known_issue == issue or (t.service or "") in labelled for t in failures):
             return Diagnosis("known_issue", issue)
-    families = {_category(t).family for t in failures}
+    blamed = {_category(t).blame for t in failures}
     if any(_category(t).is_product and not explained(t) for t in failures):
         return Diagnosis("product_defect")
-    if "infra" in families:
+    if "infrastructure" in blamed:
         return Diagnosis("infrastructure")
-    if "repro" in families:
+    if "nobody" in blamed:
         return Diagnosis("not_reproduced")
-    if "suite" in families:
+    if "suite" in blamed:
         return Diagnosis("suite_error")
     return Diagnosis("healthy")
 

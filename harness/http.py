@@ -23,7 +23,7 @@ from typing import Any
 import certifi
 import httpx
 
-from harness.evidence import SNIPPET_BYTES, HttpEvidence, is_json_type, transport_kind
+from harness.evidence import SNIPPET_BYTES, HttpEvidence, is_json_type, network_failure
 from harness.redact import redact, redact_headers
 from harness.settings import DEFAULT_BODY_LIMIT_BYTES, Settings
 
@@ -157,15 +157,15 @@ class HttpProbe:
                 _note_error(ev, "DeadlineExceeded", f"no complete response within {deadline_s:g}s")
             else:  # a socket-level timeout from below: still a timeout, still evidence
                 _note_error(ev, type(exc).__name__, str(exc) or "timed out")
-            ev.timed_out, ev.transport = True, "timeout"
+            ev.timed_out, ev.network = True, "timeout"
             complete = False
         except httpx.TimeoutException as exc:
             _note_error(ev, type(exc).__name__, str(exc) or "timed out")
-            ev.timed_out, ev.transport = True, "timeout"
+            ev.timed_out, ev.network = True, "timeout"
             complete = False
         except Exception as exc:  # transport, TLS, DNS, protocol, decoding: all are evidence
             _note_error(ev, type(exc).__name__, str(exc) or repr(exc))
-            ev.transport = transport_kind(exc)
+            ev.network = network_failure(exc)
             complete = False
         finally:
             if response is not None:

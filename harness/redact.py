@@ -1,8 +1,10 @@
-"""Redaction at the source: every string that leaves the harness passes through `redact`.
+"""The one redactor, applied at the source: every string that leaves the harness passes through `redact`.
 
 Secrets are registered by value (the bypass key from the environment, every token the suite
-receives) and also recognised by shape (JWTs, `Bearer …`, `jwt.<token>` subprotocols), so a
-secret we never registered is still masked.
+receives) and also recognised by shape, so a secret we never registered is still masked: JWTs,
+`Bearer …`, `jwt.<token>` subprotocols, Google OAuth access and refresh tokens (`ya29.…`, `1//…`, which
+gcloud may print), a password in a URL (`postgres://user:pw@host`), and `token=…`/`password: …`
+pairs in foreign text (a log line, a tool's error).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ _MIN_SECRET_LEN = 6
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|\.)[A-Za-z0-9._~+/=-]{8,}")
 _SUBPROTOCOL = re.compile(r"\b(jwt|jwt-auth)\.[A-Za-z0-9._~+/=-]{8,}")
+_GOOGLE_TOKEN = re.compile(r"\bya29\.[A-Za-z0-9._~+/=-]+|\b1//[A-Za-z0-9._~+/=-]{10,}")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+_SECRET_PAIR = re.compile(
+    r"(?i)\b(access_token|refresh_token|id_token|token|password|passwd|secret|api_key)"
+    r"(\"?\s*[=:]\s*\"?)(?!\*\*\*REDACTED)[^\s\"',;]+"
+)
 SENSITIVE_HEADERS = frozenset(
     {
         "authorization",
@@ -35,7 +43,7 @@ SENSITIVE_HEADERS = frozenset(
 # (a handshake's `session_token`, an `api_key`, a `password`).
 _SECRET_FIELD = re.compile(r"(?i)token|secret|key|password|passwd|authorization|cookie")
 # ...except these, which name a credential's kind, not the credential.
-_NOT_SECRET_FIELDS = frozenset({"token_type", "transport_via"})
+_NOT_SECRET_FIELDS = frozenset({"token_type", "token_via"})
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -58,8 +66,18 @@ def redact(text: Any) -> str:
         if secret in out:
             out = out.replace(secret, MASK)
     out = _JWT.sub(MASK, out)
+    out = _GOOGLE_TOKEN.sub(MASK, out)
+    out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", out)
+    out = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", out)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", out)
     return _SUBPROTOCOL.sub(lambda m: f"{m.group(1)}.{MASK}", out)
+
+
+def redact_line(text: Any, limit: int = 200) -> str:
+    """Foreign text (a log line, a tool's error) made safe to show on one line: redacted, its
+    whitespace folded, cut to `limit` characters."""
+    out = " ".join(redact(text).split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

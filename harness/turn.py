@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from contract.events import ERROR_EVENTS, GOLDEN_PATH_EVENTS, ServerType
-from contract.frames import answer_text, flatten
-from harness.classify import Outcome, classify_ws
+from contract.frames import answer_text, flatten, message_text
+from harness.classify import Judgement, classify_ws
 from harness.errors import E2EFailure
 from harness.evidence import WsEvidence
 from harness.redact import redact, redact_data
@@ -241,7 +241,7 @@ def answer_rule(turn: Turn, question: str) -> str | None:
     return None
 
 
-def socket_outcome(turn: Turn) -> Outcome | None:
+def socket_outcome(turn: Turn) -> Judgement | None:
     """What ended the turn early, through the one decision table: an error frame (a dependency the
     service names down is infrastructure; its own failure is the product) or a close."""
     if turn.socket is None or (turn.error_frame is None and turn.close_code is None):
@@ -255,7 +255,7 @@ def socket_outcome(turn: Turn) -> Outcome | None:
 def _failure(turn: Turn, category: Category, kind: str, message: str, question: str) -> E2EFailure:
     evidence = {"turn": turn.to_dict(), "question": redact(question)}
     return E2EFailure.of(
-        category, redact(f"{message}; sequence: {turn.sequence()}"), evidence, kind=kind, service="backend"
+        category, f"{message}; sequence: {turn.sequence()}", evidence, kind=kind, service="backend"
     )
 
 
@@ -291,3 +291,45 @@ def validate_turn(turn: Turn, question: str) -> None:
     """The whole golden path of one turn: events, then answer."""
     check_events(turn, question)
     check_answer(turn, question)
+
+
+def thread_to_check(turn: Turn, question: str) -> str:
+    """The precondition of the persistence check: the thread of a turn that got an answer. Without one,
+    the socket's failure is the reason (one cause, one category), else the missing answer."""
+    if turn.thread_id and turn.answer:
+        return turn.thread_id
+    failure = socket_failure(turn, question, "no answer") if turn.answer is None else None
+    raise failure or _failure(
+        turn,
+        Category.PRODUCT_GOLDEN_PATH,
+        "no_answer",
+        f"nothing to look for in the thread (thread_id={turn.thread_id!r}, "
+        f"answer={'yes' if turn.answer else 'none'})",
+        question,
+    )
+
+
+def check_stored(turn: Turn, messages: Any, question: str) -> None:
+    """Raise unless the thread's messages hold the question (as the user's) and the streamed answer
+    (as the assistant's), in any of the shapes the real server stores content in."""
+    stored = [
+        (m.get("role"), message_text(m.get("content")))
+        for m in (messages if isinstance(messages, list) else [])
+        if isinstance(m, dict)
+    ]
+    asked = any(role == "user" and text and question in text for role, text in stored)
+    answered = any(
+        role == "assistant" and text and stored_answer_matches(text, turn.answer or "")
+        for role, text in stored
+    )
+    if not (asked and answered):
+        missing = [
+            name for name, found in (("the question", asked), ("the streamed answer", answered)) if not found
+        ]
+        raise _failure(
+            turn,
+            Category.PRODUCT_GOLDEN_PATH,
+            "not_stored",
+            f"the thread does not hold {' and '.join(missing)}; stored roles: {[r for r, _ in stored]}",
+            question,
+        )

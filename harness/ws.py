@@ -35,13 +35,13 @@ from contract.frames import (
 )
 from harness.classify import classify_ws
 from harness.errors import E2EFailure
-from harness.evidence import WsEvidence, transport_kind
+from harness.evidence import WsEvidence, network_failure
 from harness.http import Pacer
 from harness.redact import redact, redact_data, redact_headers, register
 from harness.taxonomy import Category
 from harness.turn import Turn
 
-Transport = Literal["header", "subprotocol"]
+TokenVia = Literal["header", "subprotocol"]  # how the token travels to the server
 
 BODY_SNIPPET_BYTES = 2048
 CLOSE_TIMEOUT_S = 2.0
@@ -293,18 +293,19 @@ class ChatSocket:
             return self._contract(f"the socket closed {when}")
         return E2EFailure.of(
             outcome.category,
-            redact(f"chat socket {when}: {outcome.reason}"),
+            f"chat socket {when}: {outcome.reason}",
             self.evidence.to_dict(),
             outcome.known_issue,
             kind=outcome.kind,
             service="backend",
+            signature=outcome.signature,
         )
 
     def _contract(self, message: str) -> E2EFailure:
         self.evidence.elapsed_s = round(time.monotonic() - self._started, 3)
         return E2EFailure.of(
             Category.PRODUCT_CONTRACT,
-            redact(f"chat socket: {message}"),
+            f"chat socket: {message}",
             self.evidence.to_dict(),
             kind="no_welcome",
             service="backend",
@@ -326,11 +327,11 @@ def _snippet(raw: str | bytes, limit: int) -> str:
     return redact(text[:limit])
 
 
-def _credentials(token: str | None, transport: Transport) -> dict[str, Any]:
+def _credentials(token: str | None, via: TokenVia) -> dict[str, Any]:
     """Connect kwargs that carry the token the way the backend extracts it (None: no credentials)."""
     if token is None:
         return {}
-    if transport == "header":
+    if via == "header":
         return {"additional_headers": {"Authorization": f"Bearer {token}"}}
     return {"subprotocols": [f"jwt.{token}"]}
 
@@ -351,22 +352,23 @@ def _refusal(exc: Exception, evidence: WsEvidence) -> E2EFailure:
         # An HTTP answer that breaks the WebSocket handshake (a bad header, a subprotocol not offered).
         return E2EFailure.of(
             Category.PRODUCT_CONTRACT,
-            redact(f"chat socket upgrade: invalid WebSocket handshake ({type(exc).__name__}: {exc})"),
+            f"chat socket upgrade: invalid WebSocket handshake ({type(exc).__name__}: {exc})",
             evidence.to_dict(),
             kind="bad_handshake",
             service="backend",
         )
     else:  # no answer, or not an HTTP one (InvalidMessage, a proxy error): the transport's kind
-        evidence.transport = transport_kind(exc)
+        evidence.network = network_failure(exc)
     outcome = classify_ws(evidence)
     category = outcome.category or Category.PRODUCT_CONTRACT
     return E2EFailure.of(
         category,
-        redact(f"chat socket upgrade: {outcome.reason}"),
+        f"chat socket upgrade: {outcome.reason}",
         evidence.to_dict(),
         outcome.known_issue,
         kind=outcome.kind,
         service="backend",
+        signature=outcome.signature,
     )
 
 
@@ -374,7 +376,7 @@ async def open_socket(
     ws_url: str,
     token: str | None,
     *,
-    transport: Transport = "header",
+    via: TokenVia = "header",
     open_timeout_s: float = 10.0,
     deadline_s: float = 20.0,
     pacer: Pacer | None = None,
@@ -390,14 +392,14 @@ async def open_socket(
     if pacer is not None:
         await pacer.wait()
     started = time.monotonic()
-    evidence = WsEvidence(url=redact(ws_url), transport_via=transport if token else "none")
+    evidence = WsEvidence(url=redact(ws_url), token_via=via if token else "none")
     try:
         ws = await connect(
             ws_url,
             open_timeout=min(open_timeout_s, deadline_s),
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=MAX_FRAME_BYTES,
-            **_credentials(token, transport),
+            **_credentials(token, via),
         )
     except Exception as exc:  # every handshake outcome is classified here
         evidence.elapsed_s = round(time.monotonic() - started, 3)

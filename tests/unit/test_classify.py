@@ -20,8 +20,7 @@ from contract.identity import AUTH_SERVICE, BACKEND_SERVICE
 from harness.classify import (
     RULES,
     Expect,
-    Observation,
-    Outcome,
+    Judgement,
     classify_http,
     classify_ws,
     dependency_down,
@@ -30,7 +29,7 @@ from harness.classify import (
     says_config_missing,
     says_starting,
 )
-from harness.evidence import HttpEvidence, Transport, WsEvidence
+from harness.evidence import HttpEvidence, NetworkFailure, Observation, WsEvidence
 from harness.taxonomy import Category
 
 pytestmark = pytest.mark.unit
@@ -39,10 +38,10 @@ BACKEND = "https://api.staging.netrasystems.ai"
 AUTH = "https://auth.staging.netrasystems.ai"
 WS_URL = "wss://api.staging.netrasystems.ai/ws"
 
-BACKEND_HEALTH = Expect(target="backend", service=BACKEND_SERVICE, keys=("status",))
-AUTH_HEALTH = Expect(target="auth", service=AUTH_SERVICE, keys=("status",))
-LOGIN = Expect(target="auth", auth_endpoint=True, keys=("access_token",))
-API = Expect(target="backend")
+BACKEND_HEALTH = Expect(service=BACKEND_SERVICE, keys=("status",))
+AUTH_HEALTH = Expect(service=AUTH_SERVICE, keys=("status",))
+LOGIN = Expect(auth_endpoint=True, keys=("access_token",))
+API = Expect()
 
 # Google's front end / Cloud Run while the backend starts or after it crashed (#1278).
 GFE_503 = (
@@ -168,15 +167,20 @@ def http(
     )
 
 
-def no_answer(transport: Transport, error: str, *, base: str = BACKEND) -> HttpEvidence:
+def no_answer(network: NetworkFailure, error: str, *, base: str = BACKEND) -> HttpEvidence:
     return http(
         None,
         base=base,
         error=error,
         error_type="ConnectError",
-        transport=transport,
-        timed_out=transport == "timeout",
+        network=network,
+        timed_out=network == "timeout",
     )
+
+
+def classify(ev: HttpEvidence, expect: Expect) -> Judgement:
+    """`classify_http` with the target the URL names (the auth service's host, else the backend)."""
+    return classify_http(ev, expect, target="auth" if ev.url.startswith(AUTH) else "backend")
 
 
 def socket(
@@ -186,16 +190,16 @@ def socket(
     reason: str | None = None,
     body: str = "",
     body_json: Any = None,
-    transport: Transport | None = None,
+    network: NetworkFailure | None = None,
     error: str | None = None,
 ) -> WsEvidence:
     return WsEvidence(
         url=WS_URL,
-        transport_via="header",
+        token_via="header",
         status=status,
         body_snippet=body,
         body_json=body_json,
-        transport=transport,
+        network=network,
         error=error,
         close_code=close,
         close_reason=reason,
@@ -212,8 +216,8 @@ class HttpCase:
     category: Category | None
     kind: str
 
-    def outcome(self) -> Outcome:
-        return classify_http(self.ev, self.expect)
+    def outcome(self) -> Judgement:
+        return classify(self.ev, self.expect)
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,7 @@ class WsCase:
     frame: Mapping[str, Any] | None = None
     auth_step: bool = True
 
-    def outcome(self) -> Outcome:
+    def outcome(self) -> Judgement:
         return classify_ws(self.ev, error_frame=self.frame, auth_step=self.auth_step)
 
 
@@ -282,7 +286,7 @@ HTTP_CASES: dict[str, HttpCase] = {
             '{"status": "o',
             content_type="application/json",
             timed_out=True,
-            transport="timeout",
+            network="timeout",
             error="no complete response within 10s",
             error_type="DeadlineExceeded",
             json_error="body incomplete: not parsed",
@@ -296,7 +300,7 @@ HTTP_CASES: dict[str, HttpCase] = {
             200,
             '{"status": "o',
             content_type="application/json",
-            transport="network",
+            network="network",
             error="peer closed connection without sending complete message body",
             error_type="RemoteProtocolError",
             json_error="body incomplete: not parsed",
@@ -386,7 +390,7 @@ HTTP_CASES: dict[str, HttpCase] = {
     ),
     "me-403-on-auth-endpoint": HttpCase(
         http(403, {"detail": "Forbidden"}, base=AUTH, path="/auth/me"),
-        Expect(target="auth", auth_endpoint=True),
+        Expect(auth_endpoint=True),
         Category.PRODUCT_AUTH,
         "auth_refused",
     ),
@@ -505,17 +509,17 @@ WS_CASES: dict[str, WsCase] = {
     "upgrade-401": WsCase(socket(401), Category.PRODUCT_AUTH, "auth_refused"),
     "upgrade-404": WsCase(socket(404, body="Not Found"), Category.PRODUCT_HTTP, "unexpected_status"),
     "refused": WsCase(
-        socket(None, transport="refused", error="[Errno 111] Connect call failed"),
+        socket(None, network="refused", error="[Errno 111] Connect call failed"),
         Category.INFRA_UNREACHABLE,
         "refused",
     ),
     "dns": WsCase(
-        socket(None, transport="dns", error="[Errno -2] Name or service not known"),
+        socket(None, network="dns", error="[Errno -2] Name or service not known"),
         Category.INFRA_UNREACHABLE,
         "dns",
     ),
     "open-timeout": WsCase(
-        socket(None, transport="timeout", error="timed out during opening handshake"),
+        socket(None, network="timeout", error="timed out during opening handshake"),
         Category.INFRA_TIMEOUT,
         "no_answer_timeout",
     ),
@@ -613,7 +617,7 @@ def test_a_flattened_frame_is_judged_like_the_frame_as_sent(name: str) -> None:
 # -- coverage of the table and the taxonomy --------------------------------------------------------
 
 
-def _all_outcomes() -> list[Outcome]:
+def _all_outcomes() -> list[Judgement]:
     return [case.outcome() for case in HTTP_CASES.values()] + [case.outcome() for case in WS_CASES.values()]
 
 
@@ -636,7 +640,7 @@ def test_every_table_category_is_produced_by_a_case() -> None:
 
 
 @pytest.mark.parametrize(
-    ("transport", "hint"),
+    ("network", "hint"),
     [
         ("dns", "connect to the VPN"),
         ("tls", "certificate"),
@@ -646,12 +650,12 @@ def test_every_table_category_is_produced_by_a_case() -> None:
         ("timeout", "no answer within the deadline"),
     ],
 )
-def test_no_answer_reason_names_the_hint(transport: Transport, hint: str) -> None:
-    assert hint in classify_http(no_answer(transport, "boom"), API).reason
+def test_no_answer_reason_names_the_hint(network: NetworkFailure, hint: str) -> None:
+    assert hint in classify(no_answer(network, "boom"), API).reason
 
 
 def test_unreachable_reason_names_where_and_the_error() -> None:
-    reason = classify_http(no_answer("refused", "[Errno 111] Connection refused"), API).reason
+    reason = classify(no_answer("refused", "[Errno 111] Connection refused"), API).reason
     assert "api.staging.netrasystems.ai:443: [Errno 111] Connection refused" in reason
 
 
@@ -661,7 +665,7 @@ def test_envelope_reason_mentions_the_stack_trace() -> None:
 
 def test_envelope_reason_without_a_stack_trace_does_not_mention_one() -> None:
     body = {k: v for k, v in THREAD_NOT_FOUND_404.items() if k != "stack_trace"}
-    assert "stack trace" not in classify_http(http(404, body, path="/api/threads/t/messages"), API).reason
+    assert "stack trace" not in classify(http(404, body, path="/api/threads/t/messages"), API).reason
 
 
 def test_envelope_reason_names_the_error_code_and_message() -> None:
@@ -696,7 +700,7 @@ def test_wrong_service_reason_names_the_frontend() -> None:
 
 def test_wrong_service_reason_names_another_service() -> None:
     ev = http(200, {"status": "healthy", "service": AUTH_SERVICE})
-    assert f"service {AUTH_SERVICE!r} answered" in classify_http(ev, BACKEND_HEALTH).reason
+    assert f"service {AUTH_SERVICE!r} answered" in classify(ev, BACKEND_HEALTH).reason
 
 
 def test_missing_keys_reason_lists_them() -> None:
@@ -708,27 +712,27 @@ def test_missing_keys_reason_lists_them() -> None:
 
 def test_config_missing_wins_over_a_dependency_it_names() -> None:
     body = {"detail": "Database URL not configured"}
-    assert classify_http(http(503, body, base=AUTH), AUTH_HEALTH).kind == "config_missing"
+    assert classify(http(503, body, base=AUTH), AUTH_HEALTH).kind == "config_missing"
 
 
 def test_config_missing_wins_over_the_startup_it_explains() -> None:
     body = {"message": "Startup failed: JWT secret not configured", "startup_failed": True}
-    assert classify_http(http(503, body), BACKEND_HEALTH).kind == "config_missing"
+    assert classify(http(503, body), BACKEND_HEALTH).kind == "config_missing"
 
 
 def test_startup_wins_over_the_database_it_names() -> None:
     body = {"message": "Startup failed: database phase timed out", "startup_failed": True}
-    assert classify_http(http(503, body), BACKEND_HEALTH).kind == "service_starting"
+    assert classify(http(503, body), BACKEND_HEALTH).kind == "service_starting"
 
 
 def test_a_dependency_named_on_429_is_a_dependency() -> None:
     ev = http(429, {"error_code": "SERVICE_UNAVAILABLE", "message": "Redis unavailable"}, path="/api/threads")
-    assert classify_http(ev, API).kind == "dependency_down"
+    assert classify(ev, API).kind == "dependency_down"
 
 
 def test_an_unavailability_code_on_another_status_is_the_service() -> None:
     body = {"error": True, "error_code": "SERVICE_UNAVAILABLE", "message": "Try again later"}
-    assert classify_http(http(500, body, path="/api/threads"), API).kind == "service_error"
+    assert classify(http(500, body, path="/api/threads"), API).kind == "service_error"
 
 
 def test_a_socket_refused_with_the_services_json_503_is_not_a_gateway_page() -> None:
@@ -755,12 +759,12 @@ def test_a_refused_upgrade_is_an_auth_decision_by_default() -> None:
 )
 def test_html_on_health_by_content_type_or_by_its_first_bytes(body: str, content_type: str | None) -> None:
     ev = http(200, body, path="/health/ready", content_type=content_type)
-    assert classify_http(ev, BACKEND_HEALTH).kind == "html_on_health"
+    assert classify(ev, BACKEND_HEALTH).kind == "html_on_health"
 
 
 def test_403_without_an_auth_step_is_not_an_auth_decision() -> None:
     ev = http(403, {"detail": "Access denied"}, path="/api/threads/thread_1")
-    assert classify_http(ev, API).category is Category.PRODUCT_HTTP
+    assert classify(ev, API).category is Category.PRODUCT_HTTP
 
 
 # -- finding, Expect, judge -------------------------------------------------------------------------
@@ -769,11 +773,12 @@ def test_403_without_an_auth_step_is_not_an_auth_decision() -> None:
 def test_finding_labels_a_known_issue() -> None:
     obs = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
     outcome = finding(obs, Category.PRODUCT_AUTH, "ws_accepted_without_valid_token", "accepted 'demo-use...'")
-    assert outcome == Outcome(
+    assert outcome == Judgement(
         Category.PRODUCT_AUTH,
         "ws_accepted_without_valid_token",
         "accepted 'demo-use...'",
         "staging-ws-auth-permissive",
+        "socket-accepted-without-a-valid-token",
     )
 
 
@@ -784,7 +789,7 @@ def test_finding_without_a_known_issue_is_unlabelled() -> None:
 
 def test_a_passing_exchange_is_ok() -> None:
     outcome = HTTP_CASES["backend-health-ok-without-service"].outcome()
-    assert outcome.ok and outcome == Outcome(None, "ok", "as expected")
+    assert outcome.ok and outcome == Judgement(None, "ok", "as expected")
 
 
 @pytest.mark.parametrize(
@@ -798,7 +803,7 @@ def test_expect_ok_accepts_any_iterable(ok: Any) -> None:
 
 def test_one_expect_from_a_one_shot_iterable_judges_every_exchange() -> None:
     expect = Expect(ok=(status for status in (200, 204)), json=False)
-    assert [classify_http(http(status, path="/auth/logout"), expect).ok for status in (204, 200)] == [
+    assert [classify(http(status, path="/auth/logout"), expect).ok for status in (204, 200)] == [
         True,
         True,
     ]
@@ -810,7 +815,7 @@ def test_expect_keys_from_a_list_are_a_tuple() -> None:
 
 def test_unexpected_status_reason_names_the_expected_ones() -> None:
     ev = http(404, "Not Found", path="/api/x", content_type="text/plain")
-    assert "expected 201/304" in classify_http(ev, Expect(ok=[304, 201])).reason
+    assert "expected 201/304" in classify(ev, Expect(ok=[304, 201])).reason
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -909,3 +914,40 @@ def test_says_starting(body: dict[str, Any], says: bool) -> None:
 )
 def test_error_code(body: dict[str, Any], code: str | None) -> None:
     assert error_code(body) == code
+
+
+# -- the table as a reader sees it -----------------------------------------------------------------
+
+
+def _docstring_rows() -> list[tuple[str, str, str]]:
+    import harness.classify
+
+    rows = []
+    for line in (harness.classify.__doc__ or "").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if (
+            line.lstrip().startswith("|")
+            and len(cells) == 3
+            and cells[0] not in ("row",)
+            and "---" not in line
+        ):
+            rows.append((cells[0], cells[1], cells[2]))
+    return rows
+
+
+def test_the_docstring_table_is_the_rules_table() -> None:
+    """The module's docstring lists every row, in order, with its summary and category."""
+
+    def shown(rule: Any) -> str:
+        if callable(rule.category):
+            return "product.http (HTTP), product.golden_path (socket)"
+        return str(rule.category.value)
+
+    assert _docstring_rows() == [(rule.name, rule.summary, shown(rule)) for rule in RULES]
+
+
+def test_a_502_carrying_json_is_not_described_as_a_non_json_body() -> None:
+    ev = http(502, {"status": "bad gateway", "message": "upstream restarting"}, path="/api/threads")
+    judgement = classify(ev, API)
+    assert (judgement.category, judgement.kind) == (Category.INFRA_GATEWAY, "gateway_page")
+    assert "non-JSON" not in judgement.reason and "upstream restarting" in judgement.reason

@@ -193,12 +193,12 @@ def test_connection_refused_is_evidence_not_an_exception() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
     ev = probe("GET", f"http://127.0.0.1:{port}/health", deadline_s=DEADLINE_S)
-    assert (ev.status, ev.error_type, ev.timed_out, ev.transport) == (None, "ConnectError", False, "refused")
+    assert (ev.status, ev.error_type, ev.timed_out, ev.network) == (None, "ConnectError", False, "refused")
 
 
 def test_a_name_that_does_not_resolve_is_named_dns() -> None:
     ev = probe("GET", "http://api.staging.invalid/health", deadline_s=DEADLINE_S * 5)
-    assert (ev.status, ev.transport) == (None, "dns")
+    assert (ev.status, ev.network) == (None, "dns")
 
 
 def test_secrets_in_url_and_body_are_redacted() -> None:

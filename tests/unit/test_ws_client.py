@@ -34,7 +34,7 @@ from harness import ws as ws_module
 from harness.errors import E2EFailure, InfraFailure, ProductFailure
 from harness.taxonomy import Category
 from harness.turn import Turn, check_answer, check_events, validate_turn
-from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, Transport, open_socket
+from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, TokenVia, open_socket
 
 pytestmark = pytest.mark.unit
 
@@ -296,21 +296,21 @@ class Chat:
 
 
 async def open_(
-    url: str, *, transport: Transport = "header", open_timeout_s: float = 2.0, deadline_s: float = 3.0
+    url: str, *, via: TokenVia = "header", open_timeout_s: float = 2.0, deadline_s: float = 3.0
 ) -> ChatSocket:
     return await open_socket(
-        url, TOKEN, transport=transport, open_timeout_s=open_timeout_s, deadline_s=deadline_s
+        url, TOKEN, via=via, open_timeout_s=open_timeout_s, deadline_s=deadline_s
     )
 
 
 def chat(
-    script: Script, *, deadline_s: float = 3.0, transport: Transport = "header", **serve_kwargs: Any
+    script: Script, *, deadline_s: float = 3.0, via: TokenVia = "header", **serve_kwargs: Any
 ) -> Chat:
     """Open a socket against `script`, ask QUESTION once, close."""
 
     async def client(url: str) -> Chat:
         began = time.monotonic()
-        chat_socket = await open_(url, transport=transport)
+        chat_socket = await open_(url, via=via)
         opened = time.monotonic()
         try:
             turn = await chat_socket.ask(QUESTION, deadline_s)
@@ -784,7 +784,7 @@ def test_subprotocol_token_echoed_back_never_appears_anywhere() -> None:
         [*golden()[:2], event("agent_error", error_message=f"bad protocol {echoed} (token {TOKEN})")],
         after=[{"type": "heartbeat", "data": {"protocol": echoed}}],
     )
-    result = chat(script, transport="subprotocol", select_subprotocol=echo_subprotocol)
+    result = chat(script, via="subprotocol", select_subprotocol=echo_subprotocol)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
     kept = everything_kept(result, exc)
     assert result.socket.evidence.subprotocol == "jwt.***REDACTED***"
@@ -795,7 +795,7 @@ def test_subprotocol_token_echoed_back_never_appears_anywhere() -> None:
 def test_subprotocol_token_in_a_refused_upgrade_is_masked() -> None:
     refusal = reject(403, f"unknown subprotocol jwt.{TOKEN}; token {TOKEN} refused", "text/plain")
     exc = failure(
-        lambda: against(Script(), lambda url: open_(url, transport="subprotocol"), process_request=refusal)
+        lambda: against(Script(), lambda url: open_(url, via="subprotocol"), process_request=refusal)
     )
     assert exc.category == Category.PRODUCT_AUTH
     assert TOKEN not in str(exc) and TOKEN not in json.dumps(exc.evidence)
