@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import jwt
+
 BACKEND_SERVICE = "netra-ai-platform"
 AUTH_SERVICE = "auth-service"
 FRONTEND_SERVICE = "frontend"
@@ -42,3 +44,25 @@ def token_claims(
         "type": token_type,
         "token_type": token_type,
     }
+
+
+def mint_token(
+    secret: str,
+    *,
+    sub: str,
+    email: str,
+    permissions: list[str],
+    token_type: str,
+    issued_at: int,
+    expires_at: int,
+) -> str:
+    """A token signed with `secret` carrying every real claim (`token_claims`)."""
+    claims = token_claims(
+        sub=sub,
+        email=email,
+        permissions=permissions,
+        token_type=token_type,
+        issued_at=issued_at,
+        expires_at=expires_at,
+    )
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)

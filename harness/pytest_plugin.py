@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,17 @@ import pytest
 
 from harness import allure_files, hooks, record, redact
 from harness.breaker import Breaker
+from harness.cause import weigh
+from harness.coverage import CAPABILITIES
 from harness.errors import E2EFailure
+from harness.gates import NO_RETRY, TITLES
 from harness.loop import LoopThread
-from harness.settings import Settings, SettingsError
+from harness.settings import Settings, SettingsError, VerifyFix
 from harness.staging import Staging
+from harness.startup_sources import StartupWindow, read_startups
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import Status, TestResult, Verdict
+from harness.verdict import TestResult, TestStatus, Verdict, usage_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
@@ -39,6 +45,13 @@ SUITE_KEY = pytest.StashKey["SuiteRun"]()
 RECORD_KEY = pytest.StashKey[record.TestRecord]()
 # Suites that run only when a marker expression selects them: the one default selection.
 OPT_IN_MARKERS = ("issue_1278", "verify_fix")
+# The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
+# suite's markers that take one.
+SUITE_MARKERS = ("e2e_staging", "health", "golden_path", "auth", "issue_1278", "verify_fix")
+MARKER_ARGUMENTS: dict[str, frozenset[str]] = {
+    "verifies": frozenset(c.name for c in CAPABILITIES),
+    "gate": frozenset(TITLES) - {NO_RETRY},
+}
 _IGNORED_MARKERS = frozenset(
     {"parametrize", "usefixtures", "filterwarnings", "xdist_group", "timeout", "verifies", "gate"}
 )
@@ -54,11 +67,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def is_suite_run(config: pytest.Config) -> bool:
+    """Only the suite itself (its directory, or files and tests in it): a wider run (`pytest tests`)
+    collects the suite's tests but skips them (`pytest_collection_modifyitems`)."""
     for arg in config.args:
         path = Path(arg.split("::", 1)[0]).resolve()
         if path == SUITE_DIR or SUITE_DIR in path.parents:
             return True
     return False
+
+
+def _in_suite(item: pytest.Item) -> bool:
+    return item.path.parent == SUITE_DIR or SUITE_DIR in item.path.parents
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_dict(workerinput["e2e_settings"])
         breaker = Path(workerinput["e2e_breaker"])
     else:
-        settings = _controller_settings(config)
+        settings = _checked_usage(config)  # usage errors first: before anything starts
         breaker = Path(config.getoption("verdict")).resolve().parent / "breaker.json"
         Breaker(breaker).reset()
     suite = SuiteRun(config, settings, Breaker(breaker), is_worker=workerinput is not None)
@@ -80,23 +99,99 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(suite, "e2e-suite-run")
 
 
-def _controller_settings(config: pytest.Config) -> Settings:
+def _checked_usage(config: pytest.Config) -> Settings:
+    """The settings from the environment, and the marker expression, checked before any target is
+    started: a usage error is said plainly, written to the verdict as `error` (exit 4), and nothing
+    runs."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        raise pytest.UsageError(f"E2E settings: {exc}") from exc
-    provided = config.hook.pytest_e2e_provide_targets(config=config, settings=settings)
-    settings = provided or settings
-    if not settings.has_targets:
-        raise pytest.UsageError(
-            "E2E settings: no targets. Set E2E_ENV=staging (or E2E_ENV=custom with E2E_BACKEND_URL, "
-            "E2E_AUTH_URL and E2E_WS_URL); E2E_ENV=local needs the replica's plugin (root conftest.py)"
-        )
+        raise usage_error(config, f"E2E settings: {exc}") from None
+    problem = markexpr_problem(config)
+    if problem:
+        raise usage_error(config, problem)
     return settings
+
+
+def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
+    """A usage error, written to the verdict first (outcome `error`, exit 4, no diagnosis)."""
+    write_usage_verdict(Path(config.getoption("verdict")), message)
+    return pytest.UsageError(message)
+
+
+def markexpr_problem(config: pytest.Config) -> str | None:
+    """What is wrong with `-m`: a syntax error, or a name that is no registered marker (a typo would
+    otherwise select nothing, or everything but what was meant)."""
+    expression = config.option.markexpr
+    if not expression:
+        return None
+    try:
+        from _pytest.mark.expression import Expression, Scanner, TokenType
+    except ImportError:  # pytest's parser moved: pytest itself still checks the syntax
+        return None
+    try:
+        Expression.compile(expression)
+        tokens = list(Scanner(expression).lex(expression))
+    except SyntaxError as exc:
+        return f"the marker expression -m {expression!r} does not parse: {exc.msg}"
+    known = sorted({line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")})
+    names = [
+        t.value
+        for i, t in enumerate(tokens)
+        if t.type is TokenType.IDENT
+        and not (i + 1 < len(tokens) and tokens[i + 1].type is TokenType.EQUAL)
+        and not (i > 0 and tokens[i - 1].type is TokenType.EQUAL)
+    ]
+    unknown = [name for name in names if name not in known]
+    if not unknown:
+        return None
+    suite = sorted(set(known) & set(SUITE_MARKERS))
+    close = [m for name in unknown for m in difflib.get_close_matches(name, suite, n=1)]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (
+        f"unknown marker {', '.join(repr(n) for n in unknown)} in -m {expression!r} (MARKERS){hint}: "
+        f"the suite's markers are {', '.join(suite)}"
+    )
+
+
+def write_usage_verdict(path: Path, message: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(usage_verdict(message, redact.redact), indent=2) + "\n")
 
 
 def suite_of(config: pytest.Config) -> SuiteRun:
     return config.stash[SUITE_KEY]
+
+
+# -- the suite's markers -------------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`golden_run`: verify-fix's golden path, `E2E_VERIFY_GOLDEN_RUNS` times."""
+    if "golden_run" in metafunc.fixturenames:
+        suite = metafunc.config.stash.get(SUITE_KEY, None)
+        runs = suite.settings.verify.golden_runs if suite else VerifyFix().golden_runs
+        metafunc.parametrize("golden_run", range(1, runs + 1), ids=[f"run{n}" for n in range(1, runs + 1)])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The suite's marker arguments name what exists (a typo would silently drop a capability from
+    the coverage); outside a run of the suite itself, its tests are skipped, saying how to run them."""
+    for item in items:
+        for name, valid in MARKER_ARGUMENTS.items():
+            for mark in item.iter_markers(name):
+                if len(mark.args) != 1 or mark.args[0] not in valid:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: @pytest.mark.{name}{mark.args!r} names no known {name} argument; "
+                        f"valid: {', '.join(sorted(valid))}"
+                    )
+    if is_suite_run(config):
+        return
+    outside = pytest.mark.skip(
+        reason="the staging suite runs on its own: make e2e-staging (or pytest tests/e2e_staging)"
+    )
+    for item in items:
+        if _in_suite(item):
+            item.add_marker(outside)
 
 
 class SuiteRun:
@@ -106,7 +201,10 @@ class SuiteRun:
         self, config: pytest.Config, settings: Settings, breaker: Breaker, *, is_worker: bool
     ) -> None:
         self.config = config
-        self.settings = settings
+        self.settings = (
+            settings  # a worker's come with targets; the controller's get them in `provide_targets`
+        )
+        self._targets_provided = is_worker
         self.breaker = breaker
         self.is_worker = is_worker
         self._loop: LoopThread | None = None
@@ -119,10 +217,28 @@ class SuiteRun:
         self.verdict: Verdict | None = None
         self.pytest_exit = 0
 
+    def provide_targets(self) -> None:
+        """Targets for the run, once: the settings' own, or a provider's (the replica's plugin starts the
+        local replica). Called as late as possible, so that usage errors (the settings, `-m`, the
+        suite's markers) are found before anything starts: when workers are configured (xdist), else
+        once collection has succeeded, else on first use."""
+        if self._targets_provided:
+            return
+        self._targets_provided = True
+        provided = self.config.hook.pytest_e2e_provide_targets(config=self.config, settings=self.settings)
+        self.settings = provided or self.settings
+        if not self.settings.has_targets:
+            raise usage_error(
+                self.config,
+                "E2E settings: no targets. Set E2E_ENV=staging (or E2E_ENV=custom with E2E_BACKEND_URL, "
+                "E2E_AUTH_URL and E2E_WS_URL); E2E_ENV=local needs the replica's plugin (root conftest.py)",
+            )
+
     @property
     def staging(self) -> Staging:
         """The operations, on the process's one event loop and HTTP client (created on first use)."""
         if self._staging is None:
+            self.provide_targets()
             self._loop = LoopThread()
             self._staging = Staging(self.settings, self.breaker, self._loop)
         return self._staging
@@ -137,6 +253,7 @@ class SuiteRun:
     # -- xdist: the controller's settings reach the workers as data -------------------------------
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        self.provide_targets()
         share = _per_worker(self.settings, _worker_count(self.config))
         node.workerinput["e2e_settings"] = share.to_dict()
         node.workerinput["e2e_breaker"] = str(self.breaker.path)
@@ -161,8 +278,12 @@ class SuiteRun:
             items[:] = keep
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if not self.is_worker:  # under xdist the controller collects nothing: not-reached stays unknown
-            self.selected = {item.nodeid: _base_result(item, "skipped") for item in session.items}
+        if self.is_worker:
+            return
+        # under xdist the controller collects nothing: not-reached stays unknown
+        self.selected = {item.nodeid: _base_result(item, "skipped") for item in session.items}
+        if session.items and not session.testsfailed:  # collection errors stop the run: start nothing
+            self.provide_targets()
 
     # -- per test (where the test runs: a worker, or the only process) ----------------------------
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -242,6 +363,12 @@ class SuiteRun:
         if self.is_worker:
             return
         tests = list(self.results.values())
+        cause = weigh(tests, self._read_startups)
+        if cause is not None and cause.status == "ruled_out":  # the record says it is not that issue
+            tests = [
+                dataclasses.replace(t, known_issue=None) if t.known_issue == cause.known_issue else t
+                for t in tests
+            ]
         self.verdict = Verdict(
             environment=self.settings.env,
             targets={k: v or "" for k, v in self.settings.targets.items()},
@@ -251,6 +378,7 @@ class SuiteRun:
             selected=[t for nodeid, t in self.selected.items() if nodeid not in self.results],
             verify=bool(tests) and all("verify_fix" in t.markers for t in tests),
             measurements=self.measurements,
+            cause=cause,
         )
         self.pytest_exit = int(exitstatus)
         session.exitstatus = self.verdict.exit_status(self.pytest_exit)
@@ -264,7 +392,17 @@ class SuiteRun:
                 "python": sys.version.split()[0],
             }
             allure_files.write_launch_files(Path(results_dir), environment, allure_files.executor_info())
+            verdict = self.verdict.to_json(self.pytest_exit, headline(self.verdict, self.pytest_exit))
+            allure_files.write_first_page(Path(results_dir), verdict)  # the headline on the first page
             allure_files.mark_flaky_results(Path(results_dir))
+
+    def _read_startups(self) -> StartupWindow:
+        """The backend's startups around this run, read once (when a failure needs them), bounded."""
+        evidence = self.settings.startup
+        since = evidence.since or datetime.now(UTC) - timedelta(
+            seconds=time.monotonic() - self.started + evidence.cause_lookback_s
+        )
+        return read_startups(self.settings, since=since, timeout_s=evidence.cause_timeout_s)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         if self.is_worker or self.verdict is None:
@@ -289,7 +427,7 @@ def _per_worker(settings: Settings, workers: int) -> Settings:
     )
 
 
-def _base_result(item: pytest.Item, status: Status) -> TestResult:
+def _base_result(item: pytest.Item, status: TestStatus) -> TestResult:
     return TestResult(
         nodeid=item.nodeid,
         markers=sorted({m.name for m in item.iter_markers()} - _IGNORED_MARKERS),
@@ -328,6 +466,7 @@ def describe_outcome(
         "category": category.value,
         "kind": kind,
         "known_issue": failure.known_issue if failure else None,
+        "signature": failure.signature if failure else None,
         "service": (failure.service if failure and failure.service else rec.service),
         "message": redact.redact(message)[:2000],
     }

@@ -67,6 +67,10 @@ class StartupEvidence:
     since: datetime | None = None  # start of the window; None: `window_s` before the gates run
     window_s: float = 3600.0
     gcloud_timeout_s: float = 60.0
+    # A failed run's cause: how far before the run its startups are read (a crash-looping backend
+    # restarts every few minutes under Cloud Run's backoff), and the bound on that one read.
+    cause_lookback_s: float = 900.0
+    cause_timeout_s: float = 20.0
 
     @classmethod
     def from_env(cls, get: _Getter) -> StartupEvidence:
@@ -79,8 +83,10 @@ class StartupEvidence:
             service=get("E2E_GCP_BACKEND_SERVICE") or STAGING_BACKEND_SERVICE,
             region=get("E2E_GCP_REGION") or STAGING_GCP_REGION,
             since=_timestamp(get, "E2E_STARTUP_SINCE"),
-            window_s=_seconds(get, "E2E_STARTUP_WINDOW_S", 3600.0),
-            gcloud_timeout_s=_seconds(get, "E2E_GCLOUD_TIMEOUT_S", 60.0),
+            window_s=_positive(get, "E2E_STARTUP_WINDOW_S", 3600.0),
+            gcloud_timeout_s=_positive(get, "E2E_GCLOUD_TIMEOUT_S", 60.0),
+            cause_lookback_s=_positive(get, "E2E_CAUSE_LOOKBACK_S", 900.0),
+            cause_timeout_s=_positive(get, "E2E_CAUSE_TIMEOUT_S", 20.0),
         )
 
     def describe(self) -> list[str]:
@@ -93,6 +99,8 @@ class StartupEvidence:
             f"E2E_STARTUP_SINCE = {since}",
             f"E2E_STARTUP_WINDOW_S = {self.window_s:g}",
             f"E2E_GCLOUD_TIMEOUT_S = {self.gcloud_timeout_s:g}",
+            f"E2E_CAUSE_LOOKBACK_S = {self.cause_lookback_s:g}",
+            f"E2E_CAUSE_TIMEOUT_S = {self.cause_timeout_s:g}",
         ]
 
 
@@ -111,22 +119,22 @@ class VerifyFix:
     min_availability: float = 0.90
     max_p95_ms: float = 2000.0
     max_db_phase_s: float = 30.0  # SMD phase 3, and Cloud SQL connection establishment, "consistently"
-    min_startup_success: float = 0.90
-    min_startups: int = 3  # a rate over fewer startups says nothing
+    min_startup_success: float = 0.90  # the rate must be above it ("startup success rate >90%")
+    min_startups: int = 10  # "consistently": a rate, or a p95, over fewer finished startups says too little
 
     @classmethod
     def from_env(cls, get: _Getter, env: Env) -> VerifyFix:
         local = env == "local"
         return cls(
-            wait_s=_seconds(get, "E2E_VERIFY_WAIT_S", 60.0 if local else 600.0),
+            wait_s=_positive(get, "E2E_VERIFY_WAIT_S", 60.0 if local else 600.0),
             golden_runs=_positive_int(get, "E2E_VERIFY_GOLDEN_RUNS", 3),
             probes=_positive_int(get, "E2E_VERIFY_PROBES", 30),
-            window_s=_seconds(get, "E2E_VERIFY_WINDOW_S", 6.0 if local else 30.0),
+            window_s=_positive(get, "E2E_VERIFY_WINDOW_S", 6.0 if local else 30.0),
             min_availability=_rate(get, "E2E_SLO_MIN_AVAILABILITY", 0.90),
-            max_p95_ms=_seconds(get, "E2E_SLO_MAX_P95_MS", 500.0 if local else 2000.0),
-            max_db_phase_s=_seconds(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
+            max_p95_ms=_positive(get, "E2E_SLO_MAX_P95_MS", 500.0 if local else 2000.0),
+            max_db_phase_s=_positive(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
             min_startup_success=_rate(get, "E2E_SLO_MIN_STARTUP_SUCCESS", 0.90),
-            min_startups=_positive_int(get, "E2E_SLO_MIN_STARTUPS", 3),
+            min_startups=_positive_int(get, "E2E_SLO_MIN_STARTUPS", 10),
         )
 
     def describe(self) -> list[str]:
@@ -219,11 +227,11 @@ class Settings:
             oauth_simulation_key=get("E2E_OAUTH_SIMULATION_KEY"),
             jwt_secret=get("E2E_JWT_SECRET"),
             test_email=get("E2E_TEST_EMAIL") or DEFAULT_TEST_EMAIL,
-            request_timeout_s=_seconds(get, "E2E_REQUEST_TIMEOUT_S", request_s),
-            agent_timeout_s=_seconds(get, "E2E_AGENT_TIMEOUT_S", agent_s),
-            retry_budget_s=_seconds(get, "E2E_RETRY_BUDGET_S", budget_s, allow_zero=True),
+            request_timeout_s=_positive(get, "E2E_REQUEST_TIMEOUT_S", request_s),
+            agent_timeout_s=_positive(get, "E2E_AGENT_TIMEOUT_S", agent_s),
+            retry_budget_s=_positive(get, "E2E_RETRY_BUDGET_S", budget_s, allow_zero=True),
             max_concurrency=_positive_int(get, "E2E_MAX_CONCURRENCY", 4),
-            max_rps=_seconds(get, "E2E_MAX_RPS", _MAX_RPS[profile]),
+            max_rps=_positive(get, "E2E_MAX_RPS", _MAX_RPS[profile]),
             allow_production=_flag(get, "E2E_ALLOW_PRODUCTION"),
             body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
             verify=VerifyFix.from_env(get, profile),
@@ -291,14 +299,20 @@ class Settings:
 
 
 def is_safe_host(host: str) -> bool:
-    """Local (localhost, 127.x, ::1) or a staging host: the only targets allowed by default."""
-    host = host.lower().strip("[]")
-    if host == "localhost" or host.endswith(".localhost") or "staging" in host:
-        return True
+    """Local (localhost, 127.x, ::1) or a staging host: the only targets allowed by default.
+
+    Judged by the host's labels, not by a substring: a label that is `staging` or has it as one of its
+    hyphen-separated words (`api.staging.…`, `api-staging.…`, Cloud Run's `netra-backend-staging-….run.app`)
+    is staging; `mystagingsite.com` (the word inside another word) or a top-level domain `.staging` is not."""
+    host = host.lower().strip("[]").rstrip(".")
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        pass
+    labels = host.split(".")
+    if labels[-1] == "localhost":
+        return True
+    return any("staging" in label.split("-") for label in labels[:-1])
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...], *, allow_production: bool) -> None:
@@ -335,7 +349,9 @@ def _number(get: _Getter, name: str) -> float | None:
     return value
 
 
-def _seconds(get: _Getter, name: str, default: float, *, allow_zero: bool = False) -> float:
+def _positive(get: _Getter, name: str, default: float, *, allow_zero: bool = False) -> float:
+    """A finite quantity above zero (seconds, milliseconds, requests per second), or zero where
+    `allow_zero` says it means "none" (a retry budget)."""
     value = _number(get, name)
     if value is None:
         return default

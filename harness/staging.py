@@ -13,32 +13,32 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+import allure
+import pytest
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, BYPASS_KEY_HEADER
 from harness import record
 from harness.breaker import Breaker, new_trip
-from harness.classify import Expect, Observation, Outcome, classify_http, finding
+from harness.classify import Expect, Judgement, classify_http, finding
 from harness.errors import E2EFailure, InfraFailure, ProductFailure
-from harness.evidence import HttpEvidence
+from harness.evidence import HttpEvidence, Observation, Target
 from harness.http import HttpProbe
 from harness.loop import LoopThread
 from harness.redact import register
 from harness.retry import RetryPolicy, retry_async
 from harness.settings import Settings
 from harness.taxonomy import Category
-from harness.turn import Turn
-from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, Transport, open_socket
+from harness.turn import Turn, socket_failure
+from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, TokenVia, open_socket
 
-Target = Literal["backend", "auth"]
 T = TypeVar("T")
 
 SERVICES: dict[Target, str] = {"backend": BACKEND_SERVICE, "auth": AUTH_SERVICE}
 HALF_OPEN_DEADLINE_S = 3.0
 PROGRESS_EVERY_S = 5.0  # a person waiting sees a line at least this often
-# Half-open probe answers that mean nothing of the service is reachable: fail fast on these only.
-_NO_SERVICE = frozenset({Category.INFRA_UNREACHABLE, Category.INFRA_TIMEOUT, Category.INFRA_GATEWAY})
 # Transport failures that backoff does not fix, on a host that never answered in this run.
 _TERMINAL_KINDS = frozenset({"dns", "tls", "refused"})
 
@@ -68,6 +68,30 @@ class SocketControl:
     @property
     def accepted(self) -> bool:
         return self.welcome is not None
+
+    def judge_refusal(self, how: str) -> None:
+        """A bad credential's socket was refused (`how`): that proves an auth decision only if this
+        control was accepted; otherwise the negative test is not passed, and says why."""
+        if not self.accepted:
+            why = self.failure.detail if self.failure else "no control ran"
+            pytest.skip(
+                f"not judged: the socket was refused ({how}), but so was the logged-in user's valid token "
+                f"({why}); a refusal proves no auth decision when every socket is refused"
+            )
+        allure.dynamic.description(f"refused: {how}")  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
+
+    def require_the_user(self, login: Login) -> None:
+        """The control's socket was accepted, and its welcome names the logged-in user."""
+        if self.failure is not None:
+            raise self.failure
+        shown = (self.welcome or {}).get("user_id")
+        if not user_matches(shown if isinstance(shown, str) else None, login.user_id):
+            raise socket_auth_finding(
+                "ws_wrong_user",
+                f"the chat socket welcomed user {shown!r}, not the logged-in {login.user_id!r} "
+                "(DEMO_MODE makes every socket 'demo-user-001'; its threads are then not the user's)",
+                self.welcome or {},
+            )
 
 
 def is_side_endpoint(path: str) -> bool:
@@ -152,7 +176,7 @@ class Staging:
                 terminal=self._terminal(url or self.url(target, "")),
             )
         except InfraFailure as failure:
-            if failure.category is not Category.INFRA_CONFIG:
+            if failure.category.policy.opens_breaker:
                 self.breaker.open(
                     new_trip(
                         target,
@@ -172,11 +196,11 @@ class Staging:
             return
         deadline = min(HALF_OPEN_DEADLINE_S, self.settings.request_timeout_s)
         ev = await self._exchange(target, "/health", deadline_s=deadline)
-        outcome = classify_http(ev, Expect(target=target, service=SERVICES[target]))
+        outcome = classify_http(ev, Expect(service=SERVICES[target]), target=target)
         if outcome.category is None or not outcome.category.is_infra:
             self.breaker.close(target)  # answering again: let the operation judge the product
             return
-        if outcome.category not in _NO_SERVICE:
+        if not outcome.category.policy.unanswered:
             return  # the service itself answers (starting, a dependency down): the operation decides
         raise InfraFailure(
             outcome.category,
@@ -186,6 +210,7 @@ class Staging:
             known_issue=outcome.known_issue or trip.known_issue,
             kind=outcome.kind,
             service=target,
+            signature=outcome.signature,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------------
@@ -202,13 +227,13 @@ class Staging:
         self, target: Target, path: str, expect: Expect | None = None, *, what: str | None = None,
         method: str = "GET", headers: Mapping[str, str] | None = None, json: Any = None,
     ) -> Any:  # fmt: skip
-        expect = expect or Expect(target=target, service=SERVICES[target])
+        expect = expect or Expect(service=SERVICES[target])
         what = what or f"{target} {method} {path}"
         record.current().note_operation(target, is_side_endpoint(path))
 
         async def attempt(n: int) -> Any:
             ev = await self._exchange(target, path, method=method, headers=headers, json=json, attempt=n)
-            return judged(ev, expect, what)
+            return judged(ev, expect, what, target)
 
         return await self._guarded(target, what, attempt)
 
@@ -221,7 +246,7 @@ class Staging:
         `progress` after every poll and at least every `PROGRESS_EVERY_S`, so a person sees the
         elapsed time and the last answer even while one poll hangs.
         """
-        expect = Expect(target="backend", service=BACKEND_SERVICE)
+        expect = Expect(service=BACKEND_SERVICE)
         record.current().note_operation("backend")
 
         async def poll() -> tuple[Any, float]:
@@ -235,7 +260,7 @@ class Staging:
                     )
                     ev = await self._exchange("backend", "/health", deadline_s=deadline)
                     elapsed = time.monotonic() - started
-                    outcome = classify_http(ev, expect)
+                    outcome = classify_http(ev, expect, target="backend")
                     if outcome.ok:
                         progress(f"backend healthy after {elapsed:.1f}s")
                         return ev.json, elapsed
@@ -279,7 +304,7 @@ class Staging:
         body = self.check(
             "auth",
             "/auth/e2e/test-auth",
-            Expect(target="auth", keys=("access_token", "refresh_token"), auth_endpoint=True),
+            Expect(keys=("access_token", "refresh_token"), auth_endpoint=True),
             what="login (POST /auth/e2e/test-auth)",
             method="POST",
             headers={BYPASS_KEY_HEADER: key},
@@ -292,36 +317,57 @@ class Staging:
         )
 
     # -- chat ---------------------------------------------------------------------------------------
-    def chat(self, token: str, question: str, *, transport: Transport = "header") -> Turn:
-        """Open a socket (retrying transient infrastructure refusals), ask once, collect the turn."""
+    def chat(self, token: str, question: str, *, via: TokenVia = "header") -> Turn:
+        """Ask one question on a new socket and collect the turn.
 
-        async def turn() -> Turn:
-            socket = await self._open(token, transport, handshake_grace_s=HANDSHAKE_GRACE_S)
+        A socket refused by transient infrastructure, or closed by the platform before the turn was
+        done (1001 a server going away, 1006 dropped, 1012 a restart, 1013 try again later), is
+        retried like a transient HTTP failure: a new socket, the question asked again (the test is
+        then marked flaky); if it persists, the run says infrastructure."""
+
+        async def attempt(_: int) -> Turn:
+            socket = await self._socket(token, via, HANDSHAKE_GRACE_S)
             try:
-                return await socket.ask(question, self.settings.agent_timeout_s)
+                turn = await socket.ask(question, self.settings.agent_timeout_s)
             finally:
                 await socket.close()
+            failure = socket_failure(turn, question, "chat turn")
+            if isinstance(failure, InfraFailure) and failure.category is Category.INFRA_WS:
+                raise failure
+            return turn
+
+        async def turn() -> Turn:
+            await self._serving()
+            return await self._guarded(
+                "backend", f"chat turn ({via})", attempt, url=self.settings.ws_url or ""
+            )
 
         return self._run(turn())
 
-    def welcome(self, token: str | None, *, transport: Transport = "header") -> dict[str, Any]:
+    def welcome(self, token: str | None, *, via: TokenVia = "header") -> dict[str, Any]:
         """Open a chat socket, note its welcome, close it; raises the classified failure when refused."""
 
         async def once() -> dict[str, Any]:
-            socket = await self._open(token, transport, handshake_grace_s=0.0)
+            await self._serving()
+            socket = await self._guarded(
+                "backend",
+                f"open chat socket ({via})",
+                lambda _: self._socket(token, via, 0.0),
+                url=self.settings.ws_url or "",
+            )
             await socket.close()
             return socket.welcome
 
         return self._run(once())
 
-    def expect_refused(self, token: str | None, *, transport: Transport = "header") -> str:
+    def expect_refused(self, token: str | None, *, via: TokenVia = "header") -> str:
         """A socket with bad credentials must be refused for authentication; return how.
 
         Accepting it is a product.auth finding; any other failure (the service failing, the
         infrastructure) is raised as it is: it is not a refusal.
         """
         try:
-            welcome = self.welcome(token, transport=transport)
+            welcome = self.welcome(token, via=via)
         except E2EFailure as failure:
             if failure.category is Category.PRODUCT_AUTH:
                 return failure.detail
@@ -334,26 +380,23 @@ class Staging:
             welcome,
         )
 
-    async def _open(self, token: str | None, transport: Transport, *, handshake_grace_s: float) -> ChatSocket:
-        """Precondition first: the backend serves (its health, retried through a slow start);
-        a socket refused by a backend that is still starting proves nothing about auth."""
+    async def _serving(self) -> None:
+        """The precondition of every socket: the backend serves (its health, retried through a slow
+        start); a socket refused by a backend that is still starting proves nothing about auth."""
         await self._check("backend", "/health", what="backend health before the chat socket")
         record.current().note_operation("backend")
+
+    async def _socket(self, token: str | None, via: TokenVia, handshake_grace_s: float) -> ChatSocket:
+        """One socket, opened once (the caller retries), welcomed or raising its classified failure."""
         client = await self._client()
-        ws_url = self.settings.ws_url or ""
-        return await self._guarded(
-            "backend",
-            f"open chat socket ({transport})",
-            lambda _: open_socket(
-                ws_url,
-                token,
-                transport=transport,
-                open_timeout_s=self.settings.request_timeout_s,
-                deadline_s=self.settings.request_timeout_s,
-                pacer=client.pacer,
-                handshake_grace_s=handshake_grace_s,
-            ),
-            url=ws_url,
+        return await open_socket(
+            self.settings.ws_url or "",
+            token,
+            via=via,
+            open_timeout_s=self.settings.request_timeout_s,
+            deadline_s=self.settings.request_timeout_s,
+            pacer=client.pacer,
+            handshake_grace_s=handshake_grace_s,
         )
 
 
@@ -387,10 +430,11 @@ def socket_auth_finding(kind: str, reason: str, welcome: dict[str, Any]) -> Prod
         outcome.known_issue,
         kind=kind,
         service="backend",
+        signature=outcome.signature,
     )
 
 
-def failure_of(outcome: Outcome, ev: HttpEvidence, what: str, service: str) -> E2EFailure:
+def failure_of(outcome: Judgement, ev: HttpEvidence, what: str, service: str) -> E2EFailure:
     """The classified failure of one exchange (its evidence redacted)."""
     return E2EFailure.of(
         outcome.category or Category.INFRA_UNREACHABLE,
@@ -399,16 +443,17 @@ def failure_of(outcome: Outcome, ev: HttpEvidence, what: str, service: str) -> E
         known_issue=outcome.known_issue,
         kind=outcome.kind,
         service=service,
+        signature=outcome.signature,
     )
 
 
-def judged(ev: HttpEvidence, expect: Expect, what: str) -> Any:
+def judged(ev: HttpEvidence, expect: Expect, what: str, target: Target) -> Any:
     """The parsed JSON of a passing exchange; otherwise raise the classified `E2EFailure`.
 
     Evidence is noted into the current test record either way.
     """
     record.current().note_evidence(ev.to_dict())
-    outcome = classify_http(ev, expect)
+    outcome = classify_http(ev, expect, target=target)
     if outcome.ok:
         return ev.json
-    raise failure_of(outcome, ev, what, expect.target)
+    raise failure_of(outcome, ev, what, target)

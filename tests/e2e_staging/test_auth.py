@@ -9,17 +9,13 @@ finding whatever the control says (staging's RELAXED auth and DEMO_MODE are know
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import allure
-import jwt
 import pytest
 
-from contract.identity import JWT_ALGORITHM, token_claims
+from harness.credentials import expired_token, forged_token
 from harness.errors import ProductFailure
 from harness.settings import Settings
-from harness.staging import Login, SocketControl, Staging, socket_auth_finding, user_matches
+from harness.staging import Login, SocketControl, Staging
 from harness.taxonomy import Category
 
 pytestmark = [
@@ -28,31 +24,6 @@ pytestmark = [
     allure.feature("Authentication"),
     allure.severity(allure.severity_level.CRITICAL),
 ]
-
-
-def _token(secret: str, settings: Settings, *, expires_in_s: int) -> str:
-    """A token with every claim the real auth service issues, so that only the one thing a test
-    breaks (signature, expiry) is wrong."""
-    now = int(time.time())
-    claims = token_claims(
-        sub="e2e-negative-auth",
-        email=settings.test_email,
-        permissions=["read", "write"],
-        token_type="access",
-        issued_at=now - 3600,
-        expires_at=now + expires_in_s,
-    )
-    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
-
-
-def _judge_refusal(how: str, control: SocketControl) -> None:
-    if not control.accepted:
-        why = control.failure.detail if control.failure else "no control ran"
-        pytest.skip(
-            f"not judged: the socket was refused ({how}), but so was the logged-in user's valid token "
-            f"({why}); a refusal proves no auth decision when every socket is refused"
-        )
-    allure.dynamic.description(f"refused: {how}")
 
 
 @allure.story("Login")
@@ -69,16 +40,7 @@ def test_bypass_login_issues_tokens(login: Login) -> None:
 @allure.title("The chat socket welcomes the logged-in user with the valid token")
 @pytest.mark.verifies("chat")
 def test_chat_socket_welcomes_the_logged_in_user(socket_control: SocketControl, login: Login) -> None:
-    if socket_control.failure is not None:
-        raise socket_control.failure
-    shown = (socket_control.welcome or {}).get("user_id")
-    if not user_matches(shown if isinstance(shown, str) else None, login.user_id):
-        raise socket_auth_finding(
-            "ws_wrong_user",
-            f"the chat socket welcomed user {shown!r}, not the logged-in {login.user_id!r} "
-            "(DEMO_MODE makes every socket 'demo-user-001'; its threads are then not the user's)",
-            socket_control.welcome or {},
-        )
+    socket_control.require_the_user(login)
 
 
 @allure.story("WebSocket auth")
@@ -87,7 +49,7 @@ def test_chat_socket_welcomes_the_logged_in_user(socket_control: SocketControl, 
 def test_chat_socket_refuses_a_connection_without_token(
     staging: Staging, socket_control: SocketControl
 ) -> None:
-    _judge_refusal(staging.expect_refused(None), socket_control)
+    socket_control.judge_refusal(staging.expect_refused(None))
 
 
 @allure.story("WebSocket auth")
@@ -96,8 +58,8 @@ def test_chat_socket_refuses_a_connection_without_token(
 def test_chat_socket_refuses_a_token_with_a_bad_signature(
     staging: Staging, settings: Settings, socket_control: SocketControl
 ) -> None:
-    forged = _token(uuid.uuid4().hex * 2, settings, expires_in_s=900)
-    _judge_refusal(staging.expect_refused(forged, transport="subprotocol"), socket_control)
+    forged = forged_token(settings.test_email)
+    socket_control.judge_refusal(staging.expect_refused(forged, via="subprotocol"))
 
 
 @allure.story("WebSocket auth")
@@ -110,6 +72,5 @@ def test_chat_socket_refuses_an_expired_token(
         pytest.skip(
             "E2E_JWT_SECRET is not set: a validly signed expired token cannot be minted for this target"
         )
-    _judge_refusal(
-        staging.expect_refused(_token(settings.jwt_secret, settings, expires_in_s=-60)), socket_control
-    )
+    expired = expired_token(settings.jwt_secret, settings.test_email)
+    socket_control.judge_refusal(staging.expect_refused(expired))

@@ -9,13 +9,12 @@ from __future__ import annotations
 import allure
 import pytest
 
-from contract.frames import message_text
 from contract.identity import AUTH_SERVICE
 from harness.classify import Expect
 from harness.errors import ProductFailure
 from harness.staging import Login, Staging
 from harness.taxonomy import Category
-from harness.turn import Turn, check_answer, check_events, socket_failure, stored_answer_matches
+from harness.turn import Turn, check_answer, check_events, check_stored, thread_to_check
 
 QUESTION = "What is 17 + 25, and which database stores this golden path conversation?"
 
@@ -46,7 +45,7 @@ def test_login_token_is_accepted_by_the_auth_service(staging: Staging, login: Lo
     body = staging.check(
         "auth",
         "/auth/validate",
-        Expect(target="auth", keys=("valid",), auth_endpoint=True),
+        Expect(keys=("valid",), auth_endpoint=True),
         what="validate the login token (POST /auth/validate)",
         method="POST",
         json={"token": login.access_token},
@@ -62,7 +61,7 @@ def test_profile_matches_the_logged_in_user(staging: Staging, login: Login) -> N
     body = staging.check(
         "auth",
         "/auth/me",
-        Expect(target="auth", keys=("email",), auth_endpoint=True, service=AUTH_SERVICE),
+        Expect(keys=("email",), auth_endpoint=True, service=AUTH_SERVICE),
         what="profile (GET /auth/me)",
         headers=login.bearer,
     )
@@ -90,35 +89,12 @@ def test_ai_answer_is_about_the_question(turn: Turn) -> None:
 @allure.title("The question and the streamed answer are stored in the thread")
 @pytest.mark.verifies("persistence")
 def test_question_and_answer_are_stored_in_the_thread(staging: Staging, login: Login, turn: Turn) -> None:
-    if not turn.thread_id or not turn.answer:
-        # no answer because the socket failed: that failure is the reason (one cause, one category)
-        failure = socket_failure(turn, QUESTION, "no answer") if turn.answer is None else None
-        raise failure or ProductFailure(
-            Category.PRODUCT_GOLDEN_PATH,
-            f"nothing to look for in the thread (thread_id={turn.thread_id!r}, answer={'yes' if turn.answer else 'none'}); "
-            f"events: {turn.sequence()}",
-            kind="no_answer",
-        )
+    thread = thread_to_check(turn, QUESTION)
     body = staging.check(
         "backend",
-        f"/api/threads/{turn.thread_id}/messages",
-        Expect(target="backend", keys=("messages",)),
+        f"/api/threads/{thread}/messages",
+        Expect(keys=("messages",)),
         what="thread messages (GET /api/threads/{id}/messages)",
         headers=login.bearer,
     )
-    stored = [
-        (m.get("role"), message_text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
-    ]
-    question = any(role == "user" and text and QUESTION in text for role, text in stored)
-    answer = any(
-        role == "assistant" and text and stored_answer_matches(text, turn.answer) for role, text in stored
-    )
-    if not (question and answer):
-        missing = [
-            name for name, found in (("the question", question), ("the streamed answer", answer)) if not found
-        ]
-        raise ProductFailure(
-            Category.PRODUCT_GOLDEN_PATH,
-            f"the thread does not hold {' and '.join(missing)}; stored roles: {[r for r, _ in stored]}",
-            kind="not_stored",
-        )
+    check_stored(turn, body["messages"], QUESTION)

@@ -63,7 +63,7 @@ def test_reproduction_on_a_healthy_replica_is_not_reproduced_not_a_defect(suite)
     run = suite("healthy", "issue_1278")
     assert (run.exit_code, run.verdict["diagnosis"]) == (1, "not_reproduced"), run.explain()
     assert {t["category"] for t in _failing(run)} == {"repro.not_reproduced"}
-    assert "Issue #1278 did not reproduce" in run.output and "PRODUCT DEFECT" not in run.output
+    assert "issue-1278 did not reproduce" in run.output and "PRODUCT DEFECT" not in run.output
 
 
 def test_slow_start_passes(suite) -> None:  # type: ignore[no-untyped-def]

@@ -157,10 +157,29 @@ def test_production_host_is_allowed_with_the_flag() -> None:
     assert settings.backend_url == "https://api.netrasystems.ai"
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.2", "[::1]", "auth-staging.netrasystems.ai"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "app.localhost",
+        "127.0.0.2",
+        "[::1]",
+        "auth-staging.netrasystems.ai",
+        "api.staging.netrasystems.ai",
+        "netra-backend-staging-701982941522.us-central1.run.app",
+    ],
+)
 def test_local_and_staging_hosts_pass_the_guard(host: str) -> None:
     settings = Settings.from_env(CUSTOM | {"E2E_AUTH_URL": f"http://{host}:8081"})
     assert settings.auth_url == f"http://{host}:8081"
+
+
+@pytest.mark.parametrize(
+    "host", ["mystagingsite.com", "api.netrasystems.ai", "stagingapi.netrasystems.ai", "example.staging"]
+)
+def test_a_host_is_staging_by_its_labels_not_by_a_substring(host: str) -> None:
+    with pytest.raises(SettingsError, match="neither local nor staging"):
+        Settings.from_env(CUSTOM | {"E2E_AUTH_URL": f"https://{host}"})
 
 
 def test_with_targets_applies_the_guard() -> None:
