@@ -5,6 +5,11 @@ changes its category or turns it into a skip. Signatures are rules on explicit f
 observation (target, path, status, body, the finding's kind and category), never keyword matching
 on exception text. The catalogue also says how a run whose failures it explains is headlined, so
 any catalogued issue can be a run's diagnosis.
+
+A signature seen only from outside (a gateway's 503 page is what Cloud Run serves for *any* backend
+that is not up) is a hypothesis: an issue's `confirmation` names those signatures, what the
+platform's own record must show to confirm it (startups dying in a phase, with an exit code), and
+how to read that record. `harness.cause` weighs it.
 """
 
 from __future__ import annotations
@@ -12,19 +17,17 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.evidence import Channel, Observation, Target
 from harness.taxonomy import Category
-
-if TYPE_CHECKING:
-    from harness.classify import Observation
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "known_issues.json"
 
-Target = Literal["backend", "auth"]
 Blame = Literal["infrastructure", "product"]
 
 
@@ -35,7 +38,7 @@ class Signature(BaseModel):
 
     name: str
     target: Target | None = None
-    channel: Literal["http", "ws", "logs"] | None = None
+    channel: Channel | None = None
     path_regex: str | None = None
     kinds: tuple[str, ...] = ()
     categories: tuple[Category, ...] = ()
@@ -68,17 +71,27 @@ class Signature(BaseModel):
             not self.categories or category in self.categories,
             not self.statuses or obs.status in self.statuses,
             self.path_regex is None or re.search(self.path_regex, obs.path) is not None,
-            self.body_json is None or (_body_is_json(obs) == self.body_json),
+            self.body_json is None or obs.is_json == self.body_json,
         )
         return all(checks) and all(re.search(p, obs.body_snippet) for p in self.body_regex)
 
 
-def _body_is_json(obs: Observation) -> bool:
-    return obs.http is not None and obs.http.json is not None
+class Confirmation(BaseModel):
+    """What confirms an issue seen from outside: startups in the backend's own record that died in
+    `failed_phase` (with `exit_code`, when the record has one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signatures: tuple[str, ...] = Field(min_length=1)  # the outside signatures that need the record
+    outside: str  # those signatures in words, for a headline ("the gateway's 503 page on /health")
+    failed_phase: str
+    exit_code: int | None = None
+    how: str  # how to read the record, for a person who must confirm it
 
 
 class KnownIssue(BaseModel):
-    """A tracked issue (id, title, link), how a run it explains is headlined, and its signatures."""
+    """A tracked issue (id, title, link), how a run it explains is headlined, its signatures, and
+    what confirms the ones seen only from outside."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -88,6 +101,19 @@ class KnownIssue(BaseModel):
     blame: Blame
     headline: str  # the diagnosis line when this issue explains the run's failures
     signatures: tuple[Signature, ...] = Field(min_length=1)
+    confirmation: Confirmation | None = None
+
+    @model_validator(mode="after")
+    def _confirms_its_own_signatures(self) -> KnownIssue:
+        names = {s.name for s in self.signatures}
+        unknown = sorted(set(self.confirmation.signatures) - names) if self.confirmation else []
+        if unknown:
+            raise ValueError(f"{self.id}: confirmation names signatures it does not have: {unknown}")
+        return self
+
+    def needs_confirmation(self, signature: str | None) -> bool:
+        """A failure labelled through `signature` was seen only from outside."""
+        return self.confirmation is not None and signature in self.confirmation.signatures
 
     @property
     def allure_category(self) -> str:
@@ -120,13 +146,20 @@ def load(path: Path = DEFAULT_PATH) -> tuple[KnownIssue, ...]:
     return _Catalogue.model_validate(json.loads(path.read_text(encoding="utf-8"))).issues
 
 
+@dataclass(frozen=True)
+class Match:
+    issue: KnownIssue
+    signature: str  # the name of the signature that fits
+
+
 def match(
     obs: Observation, category: Category | None, kind: str, *, issues: tuple[KnownIssue, ...] | None = None
-) -> KnownIssue | None:
+) -> Match | None:
     """The first known issue one of whose signatures fits this classified observation, if any."""
     for issue in load() if issues is None else issues:
-        if any(s.matches(obs, category, kind) for s in issue.signatures):
-            return issue
+        for signature in issue.signatures:
+            if signature.matches(obs, category, kind):
+                return Match(issue, signature.name)
     return None
 
 

@@ -2,7 +2,7 @@
 
 The success criteria of Issue #1278 are about startups (database phase under 30 s, Cloud SQL connected
 under 30 s consistently, startup success rate above 90 %). No endpoint reports them: the backend's logs
-are the only outside source (`/work/shared/reference/startup-evidence.md` describes what it writes).
+are the only outside source (docs/startup-record.md describes what it writes and how it is read).
 
 Two parts, both pure (where the entries come from is `harness.startup_sources`):
 
@@ -55,17 +55,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from harness.redact import redact
+from harness.redact import redact_line
 from harness.slo import percentile, wilson_lower
 
-Outcome = Literal["ok", "failed", "incomplete"]
+StartupOutcome = Literal["ok", "failed", "incomplete"]
 DbPhaseSource = Literal["completed", "breakdown", "partial_timings", "phase_failed_after"]
 
 DUPLICATE_WINDOW_S = 5.0
 """The same text on the same instance within this many seconds is one line logged several times."""
-
-"""Entries asked of `gcloud logging read`: the filter keeps ~11 lines of a successful startup and ~15 of
-a failed one, so this covers a few hundred startups."""
 
 _MAX_EVIDENCE_CHARS = 200
 
@@ -85,6 +82,10 @@ _TIMING_LINE = re.compile(
     rf"^\s*(?:(?:PASS|FAIL):\s*)?([A-Z_]+)\s*:\s*{_NUM}\s*s(?:\s*\(\s*{_NUM}\s*%\s*\))?\s*$"
 )
 _PHASE_FAILED = re.compile(r"PHASE FAILED:\s*([A-Z_]+)")
+# The error a failed phase names: `PHASE FAILED: SERVICES - <error> (after 0.12s)`, else the failure
+# summary's `FAIL:  Error: <error>`.
+_PHASE_ERROR = re.compile(r"PHASE FAILED:\s*[A-Z_]+\s*-\s*(.*?)\s*\(after\s+\d")
+_ERROR_LINE = re.compile(r"FAIL:\s*Error:\s*(\S.*)")
 _AFTER = re.compile(rf"\bafter\s+{_NUM}\s*s\b")
 _FAILED_AT = re.compile(r"Failed at Phase:\s*([A-Za-z_]+)")
 _TRANSITION = re.compile(r"PHASE TRANSITION\s*(?:->|\u2192|\[U\+2192\])\s*([A-Z_]+)")
@@ -132,11 +133,13 @@ class StartupRecord:
     started_at: datetime | None
     """UTC time of the `SEQUENCE INITIATED` entry; None when that line is missing."""
     db_phase_s: float | None
-    outcome: Outcome
+    outcome: StartupOutcome
     failed_phase: str | None
     """Lower-case phase name from `Failed at Phase: X`, else from `PHASE FAILED: X`."""
     exit_code: int | None
     """From `Container called exit(N).`, else from the web server's `Worker ... exited with code N`."""
+    error: str | None = None
+    """The failed phase's error, one line (`PHASE FAILED: X - <error>`, else the summary's `Error:`)."""
     service: str | None = None
     db_phase_source: DbPhaseSource | None = None
     last_phase: str | None = None
@@ -157,7 +160,8 @@ class StartupRecord:
         where = f"{instance} {self.revision}" if self.revision else instance
         parts: list[str] = [self.outcome]
         if self.outcome == "failed":
-            parts = [f"failed at {self.failed_phase or 'an unknown phase'}"]
+            said = f" ({self.error})" if self.error else ""
+            parts = [f"failed at {self.failed_phase or 'an unknown phase'}{said}"]
         elif self.outcome == "incomplete":
             parts = [f"incomplete (last phase {self.last_phase or 'unknown'})"]
         if self.db_phase_s is not None:
@@ -181,6 +185,7 @@ class StartupRecord:
             "failed_phase": self.failed_phase,
             "last_phase": self.last_phase,
             "exit_code": self.exit_code,
+            "error": self.error,
             "exit_after_startup": self.exit_after_startup,
             "first_entry_at": _iso(self.first_entry_at),
             "last_entry_at": _iso(self.last_entry_at),
@@ -253,19 +258,9 @@ class _Line:
     service: str | None
 
 
-def scrub(text: str, limit: int = _MAX_EVIDENCE_CHARS) -> str:
-    """One line of foreign text made safe to show: credentials masked (the harness's shapes plus
-    Google access/refresh tokens, URL passwords, key=value secrets), whitespace folded, shortened."""
-    out = re.sub(r"\bya29\.[A-Za-z0-9._~+/=-]+", "***REDACTED***", text)
-    out = re.sub(r"\b1//[A-Za-z0-9._~+/=-]{10,}", "***REDACTED***", out)
-    out = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***REDACTED***@", out)
-    out = re.sub(
-        r"(?i)\b(access_token|refresh_token|id_token|token|password|passwd|secret|api_key)(\"?\s*[=:]\s*\"?)[^\s\"',;]+",
-        r"\1\2***REDACTED***",
-        out,
-    )
-    out = " ".join(redact(out).split())
-    return out if len(out) <= limit else out[: limit - 1] + "…"
+def _words(error: str) -> str:
+    """An error's words without an empty tail: `TimeoutError: ` is `TimeoutError`."""
+    return error.strip().rstrip(":").strip()
 
 
 @dataclass
@@ -281,6 +276,7 @@ class _Segment:
     failed_after_db: float | None = None
     failed_at_phase: str | None = None
     phase_failed: str | None = None
+    error: str | None = None
     last_phase: str | None = None
     relevant: bool = False
     evidence: list[str] = field(default_factory=list)
@@ -297,7 +293,7 @@ class _Segment:
     def note(self, line: _Line, text: str) -> None:
         self.relevant = True
         stamp = line.at.strftime("%H:%M:%S.%f")[:-3]
-        self.evidence.append(f"{stamp} {scrub(text)}")
+        self.evidence.append(f"{stamp} {redact_line(text, _MAX_EVIDENCE_CHARS)}")
 
     def read(self, line: _Line) -> None:
         self.lines.append(line)
@@ -325,9 +321,15 @@ class _Segment:
                 self.note(line, text)
             if m := _PHASE_FAILED.search(text):
                 self.phase_failed = self.phase_failed or m.group(1).lower()
+                said = _PHASE_ERROR.search(text)
+                if said and _words(said.group(1)) and self.error is None:
+                    self.error = redact_line(_words(said.group(1)), _MAX_EVIDENCE_CHARS)
                 if m.group(1) == "DATABASE":
                     for after in _AFTER.findall(text):
                         self.failed_after_db = max(self.failed_after_db or 0.0, float(after))
+                self.note(line, text)
+            if (m := _ERROR_LINE.search(text)) and _words(m.group(1)) and self.error is None:
+                self.error = redact_line(_words(m.group(1)), _MAX_EVIDENCE_CHARS)
                 self.note(line, text)
             if m := _FAILED_AT.search(text):
                 self.failed_at_phase = self.failed_at_phase or m.group(1).lower()
@@ -348,7 +350,7 @@ class _Segment:
         chosen = (container or self.exits)[0] if self.exits else None
         exit_code = chosen[1] if chosen else None
         nonzero_exit = any(code != 0 for _, code, _ in self.exits)
-        outcome: Outcome
+        outcome: StartupOutcome
         if self.startup_failed:
             outcome = "failed"
         elif self.success_at is not None:
@@ -376,6 +378,7 @@ class _Segment:
             failed_phase=self.failed_at_phase or self.phase_failed,
             last_phase=self.last_phase,
             exit_code=exit_code,
+            error=self.error,
             exit_after_startup=exit_after,
             first_entry_at=first.at,
             last_entry_at=self.lines[-1].at,
@@ -611,6 +614,5 @@ __all__ = [
     "parse",
     "parse_entries",
     "parse_timestamp",
-    "scrub",
     "summarize",
 ]

@@ -3,7 +3,7 @@
 `load_entries` returns the LogEntry dicts (as `gcloud logging read --format=json` prints them) or one
 line a person can act on saying why they could not be read (`unmeasured`). It never raises for an
 environment problem, never hangs past its timeout, never passes or prints a credential. Parsing the
-entries is `harness.startup_evidence`'s job.
+entries is `harness.startup_evidence`'s job; `read_startups` does both for one window, once.
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from harness.startup_evidence import LOG_TEXT_REGEX, as_utc, scrub
+from harness.redact import redact_line
+from harness.settings import Settings, StartupEvidence
+from harness.startup_evidence import LOG_TEXT_REGEX, StartupSummary, as_utc, parse_entries, summarize
 from harness.text import first_line
 
 DEFAULT_LIMIT = 5000
+"""Entries asked of `gcloud logging read`: the filter keeps ~11 lines of a successful startup and ~15 of
+a failed one, so this covers a few hundred startups."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ def _from_file(spec: str, path_text: str) -> EntriesResult:
         return EntriesResult(spec, unmeasured=f"startup evidence file {path} does not exist ({hint})")
     except (OSError, UnicodeDecodeError) as exc:
         return EntriesResult(
-            spec, unmeasured=f"startup evidence file {path} is unreadable: {scrub(str(exc))}"
+            spec, unmeasured=f"startup evidence file {path} is unreadable: {redact_line(str(exc))}"
         )
     stripped = raw.strip()
     if not stripped:
@@ -141,7 +145,7 @@ def _from_gcloud(
     if not _PROJECT_ID.match(project or ""):
         return EntriesResult(
             source,
-            unmeasured=f"no valid Google Cloud project for gcloud ({scrub(repr(project))}): set the staging project id (e.g. netra-staging)",
+            unmeasured=f"no valid Google Cloud project for gcloud ({redact_line(repr(project))}): set the staging project id (e.g. netra-staging)",
         )
     if not service:
         return EntriesResult(
@@ -179,7 +183,7 @@ def _from_gcloud(
     except OSError as exc:
         return EntriesResult(
             source,
-            unmeasured=f"gcloud could not be started ({scrub(str(exc))}): check {executable}",
+            unmeasured=f"gcloud could not be started ({redact_line(str(exc))}): check {executable}",
             command=command,
         )
     try:
@@ -196,7 +200,7 @@ def _from_gcloud(
             command=command,
         )
     err = stderr.decode("utf-8", "replace")
-    first = scrub(first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
+    first = redact_line(first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
     if process.returncode != 0:
         if _AUTH_FAILURE.search(err):
             return EntriesResult(
@@ -217,7 +221,7 @@ def _from_gcloud(
     except json.JSONDecodeError:
         return EntriesResult(
             source,
-            unmeasured=f"gcloud logging read printed something that is not JSON: {scrub(out, 80)!r}",
+            unmeasured=f"gcloud logging read printed something that is not JSON: {redact_line(out, 80)!r}",
             command=command,
         )
     if not isinstance(data, list):
@@ -276,5 +280,61 @@ def load_entries(
         )
     return EntriesResult(
         text,
-        unmeasured=f"unknown E2E_STARTUP_EVIDENCE={scrub(text, 60)!r}: use gcloud, file:PATH or none",
+        unmeasured=f"unknown E2E_STARTUP_EVIDENCE={redact_line(text, 60)!r}: use gcloud, file:PATH or none",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The startups of a window, read once
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StartupWindow:
+    """The backend's startups in [since, until], read once from its record, or why they could not be
+    (`unmeasured`: one line a person can act on)."""
+
+    source: str
+    since: datetime
+    until: datetime
+    summary: StartupSummary | None = None
+    unmeasured: str | None = None
+    note: str | None = None
+
+
+def read_startups(
+    settings: Settings,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    timeout_s: float | None = None,
+) -> StartupWindow:
+    """The backend's startups over [since, until] from the record the settings name, read once.
+
+    The window defaults to `E2E_STARTUP_SINCE` (else the last `E2E_STARTUP_WINDOW_S`) up to now; the
+    source to `E2E_STARTUP_EVIDENCE` (else gcloud, or none for a local run that has no replica's
+    record); the bound to `E2E_GCLOUD_TIMEOUT_S`."""
+    evidence = settings.startup
+    until = until or datetime.now(UTC)
+    since = since or evidence.since or until - timedelta(seconds=evidence.window_s)
+    default = "none" if settings.env == "local" else "gcloud"
+    result = load_entries(
+        evidence.source or default,
+        since=since,
+        until=until,
+        project=evidence.project,
+        service=evidence.service,
+        region=evidence.region,
+        timeout_s=evidence.gcloud_timeout_s if timeout_s is None else timeout_s,
+    )
+    if result.unmeasured is not None:
+        return StartupWindow(result.source, since, until, unmeasured=result.unmeasured)
+    summary = summarize(parse_entries(result.entries, service=evidence.service), since=since, until=until)
+    return StartupWindow(result.source, since, until, summary=summary, note=result.note)
+
+
+def new_revision_command(evidence: StartupEvidence) -> str:
+    """The command that makes Cloud Run start new instances of the backend: a new revision (setting a
+    label creates one; nothing else changes)."""
+    return (
+        f"gcloud run services update {evidence.service} --project={evidence.project} "
+        f"--region={evidence.region} --update-labels=e2e-restart=$(date +%s)"
     )

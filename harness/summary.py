@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness import known_issues, text
+from harness.cause import Cause
 from harness.coverage import Coverage
 from harness.gates import Gate
-from harness.taxonomy import DESCRIPTIONS, Category
+from harness.taxonomy import Category
 from harness.verdict import TestResult, Verdict
 
 WIDTH = 100
@@ -26,10 +27,17 @@ def headline(verdict: Verdict, pytest_exit: int) -> str:
     cov = verdict.coverage
     if verdict.verify:
         return _fix_headline(verdict.gates, verdict.fix_verdict)
+    cause = verdict.cause
     if diagnosis.kind == "known_issue":
         issue = known_issues.get(diagnosis.known_issue)
         text = issue.headline if issue else "a catalogued issue explains every failure"
+        if cause and cause.known_issue == diagnosis.known_issue and cause.status == "unconfirmed":
+            return f"KNOWN ISSUE {diagnosis.known_issue}, unconfirmed: {cause.evidence}"
+        if cause and cause.known_issue == diagnosis.known_issue:
+            return f"KNOWN ISSUE {diagnosis.known_issue}, confirmed by {cause.by} ({cause.detail}): {text}"
         return f"KNOWN ISSUE {diagnosis.known_issue}: {text}"
+    if cause and cause.status == "ruled_out" and diagnosis.kind in ("product_defect", "infrastructure"):
+        return _ruled_out(cause)
     if diagnosis.kind == "product_defect":
         categories = sorted(
             {t.category for t in verdict.failures if t.category and t.category.startswith("product.")}
@@ -48,7 +56,14 @@ def headline(verdict: Verdict, pytest_exit: int) -> str:
     return _healthy(cov)
 
 
-_HEADLINE_GATES = ("startup_success_rate", "db_phase_max", "golden_path", "availability")
+def _ruled_out(cause: Cause) -> str:
+    """The record ruled the known issue out: who must act instead, in the record's words."""
+    if cause.instead == "bad_deploy":
+        return (
+            f"PRODUCT DEFECT (a bad deploy, not {cause.known_issue}): {cause.detail}; Cloud Run serves its "
+            "503 page for any backend that is not up: the product or its configuration must act"
+        )
+    return f"INFRASTRUCTURE (the load balancer / ingress, not {cause.known_issue}): {cause.detail}"
 
 
 def _fix_headline(gates: Sequence[Gate], fix: str | None) -> str:
@@ -97,7 +112,7 @@ def _infra_cause(failures: Sequence[TestResult]) -> str:
     category, _ = Counter(t.category or "" for t in infra).most_common(1)[0]
     first = next(t for t in infra if t.category == category)
     service = f"{first.service}: " if first.service else ""
-    what = DESCRIPTIONS[Category(category)].removeprefix("Infrastructure: ")
+    what = Category(category).description.removeprefix("Infrastructure: ")
     return f"{service}{what} — {_reason(first.message)}"
 
 
@@ -127,7 +142,7 @@ def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> lis
     for test in verdict.failures:
         groups[test.category or ""].append(test)
     for category in sorted(groups):
-        description = DESCRIPTIONS.get(Category(category), "") if category else ""
+        description = Category(category).description if category else ""
         lines.append(f"  {category} ({len(groups[category])}) {description}")
         lines += _failure_lines(groups[category])
     for test in sorted(verdict.tests, key=lambda t: t.nodeid):

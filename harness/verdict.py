@@ -8,29 +8,36 @@ reports/verdict.json is a contract (schema below in the README). Outcomes and ex
 | `failed`       | 1    | a test failed (or pytest's own status: 2 interrupted, 4 usage error, 5 no tests) |
 | `incomplete`   | 6    | nothing failed, but a selected golden-path step could not run (e.g. no bypass key) |
 | `inconclusive` | 7    | verify-fix: no gate failed, but some could not be measured                   |
+| `error`        | 4    | a usage error (a bad setting, an unknown marker): no verdict on staging      |
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.cause import Cause
 from harness.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.diagnosis import Diagnosis, diagnose
-from harness.gates import Gate, evaluate
-from harness.gates import Verdict as FixVerdict
+from harness.gates import FixVerdict, Gate, evaluate
 from harness.gates import verdict as fix_verdict_of
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXIT_INCOMPLETE = 6
 EXIT_INCONCLUSIVE = 7
 
-Status = Literal["passed", "failed", "broken", "skipped"]
-Outcome = Literal["passed", "failed", "incomplete", "inconclusive"]
-_FIX_OUTCOMES: dict[str, Outcome] = {"FIXED": "passed", "NOT FIXED": "failed", "INCONCLUSIVE": "inconclusive"}
+TestStatus = Literal["passed", "failed", "broken", "skipped"]
+RunOutcome = Literal["passed", "failed", "incomplete", "inconclusive", "error"]
+EXIT_USAGE = 4
+_FIX_OUTCOMES: dict[str, RunOutcome] = {
+    "FIXED": "passed",
+    "NOT FIXED": "failed",
+    "INCONCLUSIVE": "inconclusive",
+}
 
 
 @dataclass
@@ -39,12 +46,13 @@ class TestResult:
 
     nodeid: str
     markers: list[str]
-    status: Status
+    status: TestStatus
     title: str | None = None
     capabilities: list[str] = field(default_factory=list)
     category: str | None = None
     kind: str | None = None
     known_issue: str | None = None
+    signature: str | None = None  # the known issue's signature that labelled it
     service: str | None = None
     side_endpoint: bool = False
     attempts: int = 1
@@ -65,6 +73,7 @@ class Verdict:
     selected: list[TestResult] = field(default_factory=list)  # selected but never reported (not reached)
     verify: bool = False  # a post-fix verification run: the gates decide
     measurements: dict[str, Any] = field(default_factory=dict)
+    cause: Cause | None = None  # a known issue weighed against the platform's own record
 
     @property
     def counts(self) -> dict[str, int]:
@@ -83,7 +92,7 @@ class Verdict:
 
     @property
     def diagnosis(self) -> Diagnosis:
-        return diagnose(self.tests)
+        return diagnose(self.tests, self.cause)
 
     @property
     def coverage(self) -> list[Coverage]:
@@ -103,7 +112,7 @@ class Verdict:
     def fix_verdict(self) -> FixVerdict | None:
         return fix_verdict_of(self.gates) if self.verify else None
 
-    def outcome(self, pytest_exit: int) -> Outcome:
+    def outcome(self, pytest_exit: int) -> RunOutcome:
         if self.verify and pytest_exit in (0, 1):
             return _FIX_OUTCOMES[fix_verdict_of(self.gates)]
         if pytest_exit != 0:
@@ -133,6 +142,7 @@ class Verdict:
             "exit_status": self.exit_status(pytest_exit),
             "diagnosis": diagnosis.kind,
             "known_issue": diagnosis.known_issue,
+            "cause": self.cause.to_dict() if self.cause else None,
             "headline": headline,
             "counts": self.counts,
             "coverage": [c.to_dict() for c in self.coverage],
@@ -151,3 +161,19 @@ class Verdict:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_json(pytest_exit, headline), indent=2, default=str) + "\n")
         tmp.replace(path)
+
+
+def usage_verdict(message: str, redact: Callable[[str], str]) -> dict[str, Any]:
+    """The verdict of a run stopped by a usage error: outcome `error`, no diagnosis, nothing tested."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "outcome": "error",
+        "exit_status": EXIT_USAGE,
+        "diagnosis": None,
+        "known_issue": None,
+        "cause": None,
+        "headline": f"USAGE ERROR: {redact(message)}",
+        "counts": {"passed": 0, "failed": 0, "broken": 0, "skipped": 0, "flaky": 0},
+        "coverage": [],
+        "tests": [],
+    }

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from harness import known_issues
-from harness.classify import RULES, Expect, Observation, classify_http, finding, observe_http
-from harness.evidence import HttpEvidence
+from harness.classify import RULES, Expect, classify_http, finding
+from harness.evidence import HttpEvidence, Observation, Target
 from harness.known_issues import KnownIssue, Signature
 from harness.taxonomy import Category
 
@@ -56,8 +56,8 @@ def http(
     )
 
 
-def label(ev: HttpEvidence, target: str = "backend") -> str | None:
-    return classify_http(ev, Expect(target=target)).known_issue
+def label(ev: HttpEvidence, target: Target = "backend") -> str | None:
+    return classify_http(ev, Expect(), target=target).known_issue
 
 
 def write(tmp_path: Path, catalogue: dict[str, Any]) -> Path:
@@ -139,7 +139,7 @@ def test_gateway_503_page_labelled_json_is_still_1278() -> None:
 
 
 def test_the_label_keeps_the_category() -> None:
-    outcome = classify_http(http(503, GFE_503), Expect(target="backend"))
+    outcome = classify_http(http(503, GFE_503), Expect(), target="backend")
     assert (outcome.category, outcome.kind) == (Category.INFRA_GATEWAY, "gateway_page")
 
 
@@ -346,10 +346,10 @@ BYPASS_NOT_CONFIGURED = {
 
 def _login_not_configured() -> tuple[Observation, Category, str]:
     ev = http(503, {"detail": "E2E authentication not configured"}, path="/auth/e2e/test-auth", base=AUTH)
-    expect = Expect(target="auth", auth_endpoint=True)
-    outcome = classify_http(ev, expect)
+    expect = Expect(auth_endpoint=True)
+    outcome = classify_http(ev, expect, target="auth")
     assert outcome.category is not None
-    return observe_http(ev, expect), outcome.category, outcome.kind
+    return ev.observe("auth", ok=expect.ok, auth_step=True), outcome.category, outcome.kind
 
 
 def test_another_catalogue_loads(tmp_path: Path) -> None:
@@ -368,7 +368,7 @@ def test_an_issue_of_another_catalogue_labels_its_observation(tmp_path: Path) ->
     issues = known_issues.load(write(tmp_path, {"issues": [issue(BYPASS_NOT_CONFIGURED)]}))
     obs, category, kind = _login_not_configured()
     found = known_issues.match(obs, category, kind, issues=issues)
-    assert found is not None and found.id == "issue-42"
+    assert found is not None and found.issue.id == "issue-42"
 
 
 def test_the_default_catalogue_does_not_label_that_observation() -> None:
@@ -382,14 +382,14 @@ def test_an_extra_issue_beside_1278_labels_its_own_observation(tmp_path: Path) -
     issues = known_issues.load(write(tmp_path, catalogue))
     obs, category, kind = _login_not_configured()
     found = known_issues.match(obs, category, kind, issues=issues)
-    assert found is not None and found.id == "issue-42"
+    assert found is not None and found.issue.id == "issue-42"
 
 
 def test_the_first_matching_issue_wins(tmp_path: Path) -> None:
     catalogue = {"issues": [issue(BYPASS_NOT_CONFIGURED), issue(BYPASS_NOT_CONFIGURED, id="issue-43")]}
     obs, category, kind = _login_not_configured()
     found = known_issues.match(obs, category, kind, issues=known_issues.load(write(tmp_path, catalogue)))
-    assert found is not None and found.id == "issue-42"
+    assert found is not None and found.issue.id == "issue-42"
 
 
 @pytest.mark.parametrize(

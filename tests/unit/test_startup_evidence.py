@@ -19,7 +19,7 @@ import pytest
 from harness.slo import wilson_lower
 from harness.startup_evidence import (
     LOG_TEXT_REGEX,
-    Outcome,
+    StartupOutcome,
     StartupRecord,
     parse,
     parse_entries,
@@ -299,6 +299,26 @@ def test_startup_failing_after_the_database_phase_keeps_its_completed_database_t
     record = only(parse_entries(lines(INSTANCE_A, T0, messages)))
     assert (record.outcome, record.failed_phase) == ("failed", "cache")
     assert (record.db_phase_s, record.db_phase_source) == (1.275, "completed")
+
+
+def test_a_failed_phase_names_its_error_in_one_line() -> None:
+    record = only(parse_entries(newest_first(failed_startup(INSTANCE_A, T0))))
+    assert record.error == "Capacity-aware database initialization failed: connection timed out after 10.0s"
+    assert f"failed at database ({record.error})" in record.summary_line()
+
+
+def test_a_phase_failed_without_words_takes_the_summarys_error_line() -> None:
+    messages = [
+        *info("DETERMINISTIC STARTUP SEQUENCE INITIATED"),
+        ("ERROR", " FAIL:  PHASE FAILED: SERVICES -  (after 0.12s)"),
+        ("CRITICAL", " FAIL:  Failed at Phase: SERVICES"),
+        ("CRITICAL", " FAIL:  Error: ImportError: cannot import name 'AgentRegistry' token=abc123secret"),
+    ]
+    record = only(parse_entries(lines(INSTANCE_A, T0, messages)))
+    assert (record.failed_phase, record.error) == (
+        "services",
+        "ImportError: cannot import name 'AgentRegistry' token=***REDACTED***",
+    )
 
 
 def test_container_exit_alone_makes_a_failed_startup() -> None:
@@ -652,7 +672,7 @@ def test_gcloud_not_installed_says_how_to_get_it(tmp_path: Path) -> None:
 # The window's summary
 # --------------------------------------------------------------------------------------------------
 def record(
-    minute: float, outcome: Outcome = "ok", db: float | None = 1.0, failed_phase: str | None = None
+    minute: float, outcome: StartupOutcome = "ok", db: float | None = 1.0, failed_phase: str | None = None
 ) -> StartupRecord:
     at = T0 + timedelta(minutes=minute)
     return StartupRecord(
@@ -730,6 +750,6 @@ def test_summary_of_parsed_logs_reads_as_evidence() -> None:
         "database phase p95 107.301s, max 107.301s over 2"
     )
     assert summary.lines[1].endswith(
-        f"{INSTANCE_B[:12]}… {REVISION}: failed at database, database phase 107.301s (partial_timings), exit 3"
+        f"{INSTANCE_B[:12]}… {REVISION}: failed at database (Capacity-aware database initialization failed: connection timed out after 10.0s), database phase 107.301s (partial_timings), exit 3"
     )
     assert json.loads(json.dumps(summary.to_dict()))["failed"] == 1

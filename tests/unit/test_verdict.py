@@ -268,10 +268,10 @@ def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
     body = json.loads(path.read_text())
     assert {
         "schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "exit_status",
-        "diagnosis", "known_issue", "headline", "counts", "coverage", "tests",
+        "diagnosis", "known_issue", "cause", "headline", "counts", "coverage", "tests",
     } == set(body)  # fmt: skip
     assert (body["schema_version"], body["outcome"], body["diagnosis"], body["exit_status"]) == (
-        2,
+        3,
         "failed",
         "infrastructure",
         1,
