@@ -1,21 +1,34 @@
-"""Allure: the launch-wide files (categories, environment, executor, flaky marks) and the per-test
-attachments and steps the plugin adds. Allure is optional at run time (no --alluredir): then every
-call here does nothing, and the evidence still reaches the verdict."""
+"""Allure: the launch-wide files (categories, environment, executor, the verdict on the first page,
+flaky marks) and the per-test attachments and steps the plugin adds. Allure is optional at run time
+(no --alluredir): then every call here does nothing, and the evidence still reaches the verdict.
+
+What Allure 3.14.3 (the awesome report) shows first: the header (the report's name, which it takes
+from the config only: allurerc.mjs passes on executor.json's `reportName`), then the counts, then
+the Metadata block: the executor, then environment.properties' entries in file order (8 before
+"Show more", each value cut to one line, the whole text on click). Global errors and attachments
+are tabs of their own, and the Quality Gates tab is fed only by `allure run` or by the report
+step's own gate evaluation (tools/allure-report.mjs), never by a results file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness import known_issues
 from harness.redact import redact, redact_data
-from harness.taxonomy import DESCRIPTIONS, Category
+from harness.taxonomy import Category
+from harness.text import first_line
 
-FLAKY_TAG = "flaky"
+FLAKY_TAG = "flaky"  # set at teardown on a test that retried; settled at session end (passed or not)
+REPORT_NAME = "Staging validation"
+StepStatus = Literal["passed", "failed", "broken"]
 
 
 def categories() -> list[dict[str, Any]]:
@@ -34,7 +47,7 @@ def categories() -> list[dict[str, Any]]:
     for category in Category:
         rows.append(
             {
-                "name": f"{category.value} - {DESCRIPTIONS[category]}",
+                "name": f"{category.value} - {category.description}",
                 "matchedStatuses": [category.allure_status],
                 "messageRegex": rf"[\s\S]*\[{re.escape(category.value)}\][\s\S]*",
             }
@@ -53,17 +66,141 @@ def write_launch_files(results_dir: Path, environment: dict[str, str], executor:
     (results_dir / "executor.json").write_text(json.dumps(executor, indent=2))
 
 
+def settle_flaky(result: dict[str, Any]) -> bool:
+    """Flaky means passed only after a retry: a retried test that then failed or broke is not flaky
+    (Allure 3 counts `statusDetails.flaky` as "Flaky tests" and badges the test, whatever its status).
+    The teardown cannot know the test's status, so it tags every retried test and this settles it.
+    Returns whether the result is flaky."""
+    labels = result.get("labels", [])
+    retried = [label for label in labels if label.get("name") == "tag" and label.get("value") == FLAKY_TAG]
+    if retried and result.get("status") == "passed":
+        result.setdefault("statusDetails", {})["flaky"] = True
+        return True
+    if retried:
+        result["labels"] = [label for label in labels if label not in retried]
+    if isinstance(result.get("statusDetails"), dict):
+        result["statusDetails"].pop("flaky", None)
+    return False
+
+
 def mark_flaky_results(results_dir: Path) -> int:
-    """Set statusDetails.flaky on results tagged flaky (allure-pytest has no runtime API for it)."""
+    """Settle the flaky mark of every result file (allure-pytest has no runtime API for it); returns
+    how many are flaky."""
     marked = 0
     for path in results_dir.glob("*-result.json"):
         result = json.loads(path.read_text())
-        tags = {label.get("value") for label in result.get("labels", []) if label.get("name") == "tag"}
-        if FLAKY_TAG in tags and not result.get("statusDetails", {}).get("flaky"):
-            result.setdefault("statusDetails", {})["flaky"] = True
+        before = json.dumps(result)
+        marked += settle_flaky(result)
+        if json.dumps(result) != before:
             path.write_text(json.dumps(result))
-            marked += 1
     return marked
+
+
+def has_results(results_dir: Path) -> bool:
+    """A run with no test result (nothing collected, a crash, no run at all) is empty: the report
+    says so and adds no history entry (an empty run would read as a run that tested nothing)."""
+    return results_dir.is_dir() and any(results_dir.glob("*-result.json"))
+
+
+# -- the verdict on the report's first page ------------------------------------------------------
+
+_OWNER_BY_DIAGNOSIS = {
+    "healthy": "nobody (nothing failed)",
+    "infrastructure": "infrastructure (the platform team)",
+    "product_defect": "product (the service's own code)",
+    "not_reproduced": "nobody (the issue was not seen)",
+    "suite_error": "the validation suite (not staging)",
+}
+
+
+def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
+    """The run's verdict as the report's first entries (`harness.verdict.Verdict.to_json` output):
+    the diagnosis (headline), its cause, who must act, the outcome and the coverage, redacted."""
+    counts = verdict.get("counts") or {}
+    tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
+    outcome = (
+        f"{str(verdict.get('outcome', 'unknown')).upper()} (exit {verdict.get('exit_status', '?')}): {tally}"
+    )
+    entries = {
+        "diagnosis": str(verdict.get("headline") or "no headline"),
+        "cause": _cause(verdict),
+        "owner": _owner(verdict),
+        "outcome": outcome,
+        **_coverage(verdict.get("coverage") or []),
+    }
+    return {key: redact(value) for key, value in entries.items()}
+
+
+def _cause(verdict: Mapping[str, Any]) -> str:
+    cause = verdict.get("cause")
+    if isinstance(cause, Mapping):
+        issue, status = cause.get("known_issue"), str(cause.get("status", "")).replace("_", " ")
+        subject = f"{issue} {status}" if issue else f"no known issue ({status})"
+        return f"{subject}: {cause.get('evidence') or 'no evidence given'}"
+    issue = verdict.get("known_issue")
+    return f"known issue {issue}" if issue else "none assessed"
+
+
+def _owner(verdict: Mapping[str, Any]) -> str:
+    """Who must act: a known issue's blame, else the diagnosis's; a healthy run that is not a pass
+    (incomplete), or a run stopped by a usage error, is the operator's to finish."""
+    diagnosis = str(verdict.get("diagnosis", ""))
+    if diagnosis == "known_issue":
+        issue = known_issues.get(verdict.get("known_issue"))
+        return f"{issue.blame if issue else 'unknown'} (known issue {verdict.get('known_issue')})"
+    if diagnosis == "healthy" and verdict.get("outcome") not in ("passed", None):
+        return "the run's operator (nothing failed; the run is not complete)"
+    if verdict.get("outcome") == "error":
+        return "the run's operator (the run could not start)"
+    return _OWNER_BY_DIAGNOSIS.get(diagnosis, f"unknown ({diagnosis or 'no diagnosis'})")
+
+
+def _coverage(coverage: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """verified / failed / not verified, each a list of capability titles (reasons grouped)."""
+    titles = {
+        state: [str(c.get("title") or c.get("name")) for c in coverage if c.get("state") == state]
+        for state in ("verified", "failed")
+    }
+    reasons: dict[str, list[str]] = {}
+    for c in coverage:
+        if c.get("state") == "not_verified":
+            reasons.setdefault(str(c.get("reason") or "no reason given"), []).append(
+                str(c.get("title") or c.get("name"))
+            )
+    return {
+        "verified": ", ".join(titles["verified"]) or "nothing",
+        "failed": ", ".join(titles["failed"]) or "none",
+        "not verified": "; ".join(f"{', '.join(names)} ({why})" for why, names in reasons.items()) or "none",
+    }
+
+
+def report_name(verdict: Mapping[str, Any]) -> str:
+    """The header's line: the headline's label ("KNOWN ISSUE issue-1278", "HEALTHY", …), one line.
+    The whole headline would wrap to three or more lines, and a header that tall pushes the first test
+    low enough that the report scrolls it into view on load, taking the header out of sight."""
+    label = str(verdict.get("headline") or "no headline").split(": ", 1)[0]
+    return redact(f"{REPORT_NAME}: {first_line(label, 80)}")
+
+
+def write_first_page(results_dir: Path, verdict: Mapping[str, Any]) -> None:
+    """Put the verdict where Allure 3.14.3 shows it first: ahead of the run's environment entries in
+    environment.properties (the Metadata block), and its label as the report's name in executor.json
+    (the header, via allurerc.mjs). Call it after `write_launch_files`, whose entries it keeps."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    entries = first_page(verdict)
+    env_file = results_dir / "environment.properties"
+    ours = {f"{_escape_key(key)}=" for key in entries}
+    kept = [
+        line
+        for line in (env_file.read_text().splitlines() if env_file.exists() else [])
+        if line and not any(line.startswith(prefix) for prefix in ours)
+    ]
+    lines = [f"{_escape_key(key)}={_escape(value)}" for key, value in entries.items()]
+    env_file.write_text("\n".join(lines + kept) + "\n")
+    executor_file = results_dir / "executor.json"
+    executor = json.loads(executor_file.read_text()) if executor_file.exists() else {}
+    executor["reportName"] = report_name(verdict)
+    executor_file.write_text(json.dumps(executor, indent=2))
 
 
 def executor_info() -> dict[str, Any]:
@@ -78,18 +215,23 @@ def executor_info() -> dict[str, Any]:
             "buildName": f"{os.environ.get('GITHUB_WORKFLOW', 'e2e')} #{os.environ.get('GITHUB_RUN_NUMBER', run_id)}",
             "buildOrder": int(os.environ.get("GITHUB_RUN_NUMBER", "0") or 0),
             "buildUrl": f"{server}/{repo}/actions/runs/{run_id}",
-            "reportName": "Staging validation",
+            "reportName": REPORT_NAME,
         }
     return {
         "name": "local",
         "type": "local",
         "buildName": "make e2e-staging",
-        "reportName": "Staging validation",
+        "reportName": REPORT_NAME,
     }
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
+
+
+def _escape_key(key: str) -> str:
+    """A .properties key ends at the first unescaped space, `=` or `:`."""
+    return _escape(key).replace(" ", "\\ ")
 
 
 # -- per test ----------------------------------------------------------------------------------------
@@ -106,24 +248,89 @@ def attach_json(name: str, data: Any) -> None:
         return
 
 
-def attach_attempts(attempt_log: Sequence[tuple[str, list[str]]]) -> None:
-    """Each attempt of a retried operation as its own step, so a retried pass shows in the report."""
+class AttemptFailed(AssertionError):
+    """A failed attempt: allure-pytest draws a step that ends in an AssertionError *failed*."""
+
+    __module__ = "builtins"  # the step's message reads "AttemptFailed: …", not a module path
+
+
+class AttemptBroken(Exception):
+    """An attempt infrastructure cut short: allure-pytest draws any other exception's step *broken*."""
+
+    __module__ = "builtins"
+
+
+_CATEGORY_PREFIX = re.compile(r"^\[([a-z_]+\.[a-z_]+)\]")
+
+
+def attempt_status(outcome: str) -> StepStatus:
+    """An attempt's Allure status from its logged outcome (`harness.retry`: "passed", or the
+    failure's first line, "[category] …"): a category's own status; anything else is broken (an
+    exception nobody classified is not a product verdict)."""
+    if outcome == "passed":
+        return "passed"
+    match = _CATEGORY_PREFIX.match(outcome)
     try:
-        import allure
+        return Category(match.group(1)).allure_status if match else "broken"
+    except ValueError:
+        return "broken"
+
+
+def attach_attempts(attempt_log: Sequence[tuple[str, list[str]]]) -> None:
+    """Each attempt of a retried operation as its own step with that attempt's status (a 503 is
+    broken, with its message; the passing one passed), under a step with the operation's final
+    status: a retried pass and an exhausted retry must not look alike."""
+    try:
+        from allure_commons import plugin_manager
 
         for describe, outcomes in attempt_log:
-            with allure.step(f"{describe}: {len(outcomes)} attempts"):
-                for number, outcome in enumerate(outcomes, 1):
-                    with allure.step(redact(f"attempt {number}: {outcome}")):
-                        pass
-    except Exception:
+            final = attempt_status(outcomes[-1]) if outcomes else "passed"
+            parent = _start_step(plugin_manager, redact(f"{describe}: {len(outcomes)} attempts"))
+            for number, outcome in enumerate(outcomes, 1):
+                step = _start_step(plugin_manager, redact(f"attempt {number}: {outcome}"))
+                _stop_step(plugin_manager, step, attempt_status(outcome), redact(outcome))
+            _stop_step(plugin_manager, parent, final, redact(outcomes[-1]) if outcomes else "")
+    except Exception:  # no Allure in this run, or it failed: the verdict keeps the evidence
         return
 
 
+def _start_step(plugin_manager: Any, title: str) -> str:
+    step = str(uuid.uuid4())
+    plugin_manager.hook.start_step(uuid=step, title=title, params={})
+    return step
+
+
+def _stop_step(plugin_manager: Any, step: str, status: StepStatus, message: str) -> None:
+    """allure_commons' `stop_step` hook takes the status from an exception (what `allure.step` hands
+    it when its block raises): hand it one, without raising or a traceback to show."""
+    error: BaseException | None = None
+    if status == "failed":
+        error = AttemptFailed(message)
+    elif status == "broken":
+        error = AttemptBroken(message)
+    plugin_manager.hook.stop_step(
+        uuid=step, exc_type=type(error) if error else None, exc_val=error, exc_tb=None
+    )
+
+
 def tag_flaky() -> None:
+    """Tag a test that retried; `settle_flaky` keeps the tag (and marks it flaky) only if it passed."""
     try:
         import allure
 
         allure.dynamic.tag(FLAKY_TAG)  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
     except Exception:
         return
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m harness.allure_files has-results DIR`: exit 0 if DIR holds a test result, else 1
+    (`make report` then adds no history entry)."""
+    if len(argv) == 2 and argv[0] == "has-results":
+        return 0 if has_results(Path(argv[1])) else 1
+    print("usage: python -m harness.allure_files has-results RESULTS_DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
