@@ -308,8 +308,8 @@ def _gateway_page(obs: Observation, _: Expect) -> bool:
 def _gateway_why(obs: Observation, _: Expect) -> str:
     if obs.service_json is not None:  # a 502/504 carrying the service's own JSON that names no failure
         return f"{obs.status} from a gateway ({gist(obs.service_json)})"
-    body = obs.json_error or ("empty body" if not obs.body_snippet else "not JSON")
-    return f"{obs.status} with a non-JSON body: a gateway page, not the service ({obs.content_type or 'no content-type'}; {body})"
+    body = f", {obs.json_error}" if obs.json_error else ", empty body" if not obs.body_snippet else ""
+    return f"{obs.status} page from a gateway, not the service's JSON ({obs.content_type or 'no content-type'}{body})"
 
 
 RULES: tuple[Rule, ...] = (

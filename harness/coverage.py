@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from harness.text import first_line
+from harness.text import first_line, reason
 
 State = Literal["verified", "failed", "not_verified"]
 
@@ -75,8 +75,9 @@ def _judge(capability: Capability, tests: Sequence[TestOutcome]) -> Coverage:
 
     if not tests:
         return of("not_verified", "not selected")
-    if any(t.status in ("failed", "broken") for t in tests):
-        return of("failed")
+    failed = [t for t in tests if t.status in ("failed", "broken")]
+    if failed:
+        return of("failed", reason(failed[0].message))
     skipped = [t for t in tests if t.status == "skipped"]
     unreached = [t for t in tests if t.status == "not_reached"]
     if any(t.status == "passed" for t in tests):

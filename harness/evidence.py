@@ -9,6 +9,7 @@ network failed): the decision table (`harness.classify`), a known-issue signatur
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -191,14 +192,13 @@ class HttpEvidence:
         return dict(redact_data(asdict(self)))
 
     def summary(self) -> str:
-        """One line a person reads: what was asked, what came back, how long it took."""
+        """One line a person reads: what was asked, what came back (the body's key fact), how long."""
         where = f"{self.method} {self.url}"
         if self.status is None:
             return f"{where} -> no response ({self.error_type}: {self.error}) after {self.elapsed_s:.2f}s"
-        body = self.body_snippet[:120].replace("\n", " ").strip()
         return (
             f"{where} -> {self.status} {self.content_type or 'no content-type'} "
-            f"in {self.elapsed_s:.2f}s, body: {body!r}"
+            f"in {self.elapsed_s:.2f}s, {key_fact(self.body_snippet, self.json)}"
         )
 
 
@@ -257,9 +257,30 @@ class WsEvidence:
         if self.status is None:
             return f"WS {self.url} -> no upgrade ({self.error_type}: {self.error})"
         if self.status != 101:
-            return f"WS {self.url} -> HTTP {self.status}, body: {self.body_snippet[:120]!r}"
+            return f"WS {self.url} -> HTTP {self.status}, {key_fact(self.body_snippet, self.body_json)}"
         closed = f", closed {self.close_code} {self.close_reason or ''}".rstrip() if self.close_code else ""
         return f"WS {self.url} -> upgraded, {len(self.transcript)} frame(s){closed}"
+
+
+_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+_MESSAGE_KEYS = ("message", "detail", "error_message", "reason", "error", "status")
+
+
+def key_fact(snippet: str, parsed: Any = None) -> str:
+    """The fact of a body a person needs: an HTML page's `<title>`, the service's own message in its
+    JSON, else the first bytes."""
+    if isinstance(parsed, Mapping):
+        said = next(
+            (f"{k}: {parsed[k]!r}" for k in _MESSAGE_KEYS if isinstance(parsed.get(k), str | bool)), None
+        )
+        code = parsed.get("error_code")
+        if said:
+            return f"its JSON says {code + ', ' if isinstance(code, str) else ''}{said}"[:200]
+    title = _TITLE.search(snippet)
+    if title:
+        return f"page title {' '.join(title.group(1).split())[:120]!r}"
+    body = snippet[:120].replace("\n", " ").strip()
+    return f"body: {body!r}" if body else "empty body"
 
 
 def is_json_type(content_type: str | None) -> bool:

@@ -1,51 +1,89 @@
 """`python -m harness.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
 
-Known-issue failures are listed apart from new ones: a night that only shows #1278 again needs
-no one's attention beyond the infrastructure ticket; a new category does. A verify-fix run shows
-its gates table.
+The same words as the terminal's box and Allure's first page: the headline, the cause and its
+strength, the coverage with a note on every row that is not verified, then one row per cause (its
+count, the evidence's key fact, the known issue linked). Known-issue failures are listed apart from
+new ones: a night that only shows #1278 again needs no one's attention beyond its ticket; a new
+cause does. A verify-fix run shows its gates table; a usage error shows only the error.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.summary import first_line
+from harness import known_issues
+from harness.text import first_line
+
+
+def _cell(text: Any) -> str:
+    """A table cell: one line, pipes escaped."""
+    return first_line(str(text) if text is not None else "", 300).replace("|", "\\|")
+
+
+def _issue(issue_id: str | None) -> str:
+    issue = known_issues.get(issue_id)
+    if issue_id is None:
+        return "-"
+    return f"[{issue_id}]({issue.link})" if issue else issue_id
+
+
+def _cause_line(cause: dict[str, Any] | None) -> list[str]:
+    if not cause:
+        return []
+    return [
+        "",
+        f"Cause: **{cause['status'].replace('_', ' ')}** {_issue(cause.get('known_issue'))}: {_cell(cause['evidence'])}",
+    ]
+
+
+def _groups(title: str, groups: list[dict[str, Any]]) -> list[str]:
+    if not groups:
+        return []
+    lines = [
+        "",
+        f"### {title}",
+        "",
+        "| tests | category | known issue | cause (key evidence) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {g['count']} | `{g['category']}` | {_issue(g.get('known_issue'))} | {_cell(g['reason'])} |"
+        for g in groups
+    ]
+    names = [f"`{nodeid.split('::')[-1]}`" for g in groups for nodeid in g["tests"]]
+    lines += ["", f"<details><summary>{len(names)} tests</summary>", "", ", ".join(names), "", "</details>"]
+    return lines
 
 
 def render(verdict: dict[str, Any]) -> str:
-    counts = verdict["counts"]
+    outcome = str(verdict.get("outcome", "?")).upper()
     lines = [
-        f"## Staging validation: {verdict['outcome'].upper()} (exit {verdict.get('exit_status', '?')})",
+        f"## Staging validation: {outcome} (exit {verdict.get('exit_status', '?')})",
         "",
-        f"**{verdict.get('headline') or verdict['diagnosis']}**",
+        f"**{_cell(verdict.get('headline') or verdict.get('diagnosis'))}**",
+    ]
+    if verdict.get("outcome") == "error":  # a usage error: nothing was tested, nothing to judge
+        return "\n".join(lines) + "\n"
+    lines += _cause_line(verdict.get("cause"))
+    counts = verdict["counts"]
+    lines += [
         "",
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['broken']} broken, "
         f"{counts['skipped']} skipped, {counts['flaky']} flaky in {verdict['duration_s']:.1f}s "
         f"against `{verdict['targets'].get('backend', '')}` ({verdict['environment']})",
     ]
     coverage = verdict.get("coverage") or []
-    if coverage:
+    if coverage and not all(c.get("reason") == "not selected" for c in coverage):
         lines += ["", "| capability | state | note |", "|---|---|---|"]
         lines += [
-            f"| {c['title']} | {c['state'].replace('_', ' ')} | {c.get('reason') or ''} |" for c in coverage
+            f"| {c['title']} | {c['state'].replace('_', ' ')} | {_cell(c.get('reason'))} |" for c in coverage
         ]
-    failures = [t for t in verdict["tests"] if t["status"] in ("failed", "broken")]
-    for title, group in (
-        ("New failures", [t for t in failures if not t.get("known_issue")]),
-        ("Known issues", [t for t in failures if t.get("known_issue")]),
-    ):
-        if not group:
-            continue
-        lines += ["", f"### {title}", "", "| category | tests | known issue |", "|---|---|---|"]
-        for (category, known), n in sorted(
-            Counter((t["category"], t.get("known_issue") or "") for t in group).items()
-        ):
-            lines.append(f"| `{category}` | {n} | {known or '-'} |")
-        lines += ["", *(f"- `{t['nodeid']}`: {first_line(t.get('message'))}" for t in group)]
+    groups = verdict.get("failure_groups") or []
+    lines += _groups("New failures", [g for g in groups if not g.get("known_issue")])
+    lines += _groups("Known issues", [g for g in groups if g.get("known_issue")])
     slo = verdict.get("slo")
     if slo:
         lines += [
@@ -58,8 +96,8 @@ def render(verdict: dict[str, Any]) -> str:
         for gate in slo.get("gates", []):
             measured = "-" if gate.get("measured") is None else gate["measured"]
             lines.append(
-                f"| {gate['name']} | {gate['status'].upper()} | {measured} | {gate.get('threshold') or ''} "
-                f"| {first_line(gate.get('detail'))} |"
+                f"| {gate['name']} | {gate['status'].upper()} | {_cell(measured)} | {_cell(gate.get('threshold'))} "
+                f"| {_cell(gate.get('detail'))} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -243,7 +243,9 @@ class SuiteRun:
             self._staging = Staging(self.settings, self.breaker, self._loop)
         return self._staging
 
+    @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._print_box()
         if self._staging is not None:
             with contextlib.suppress(Exception):
                 self._staging.close()
@@ -320,7 +322,12 @@ class SuiteRun:
     @pytest.hookimpl(wrapper=True, trylast=True)  # innermost: redact before Allure and JUnit read it
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report: pytest.TestReport = yield
-        if report.failed and report.longrepr is not None:
+        exc = call.excinfo.value if call.excinfo else None
+        if report.failed and isinstance(exc, E2EFailure) and exc.category is not Category.SUITE_ERROR:
+            report.longrepr = str(
+                exc
+            )  # classified: its message says it all; no traceback through the harness
+        elif report.failed and report.longrepr is not None:
             report.longrepr = redact.redact(report.longreprtext)
         report.sections = [(title, redact.redact(content)) for title, content in report.sections]
         if report.when == "call" or report.outcome != "passed":
@@ -404,11 +411,26 @@ class SuiteRun:
         )
         return read_startups(self.settings, since=since, timeout_s=evidence.cause_timeout_s)
 
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
-        if self.is_worker or self.verdict is None:
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """pytest's own counts in the verdict's terms: a classified infrastructure failure is `broken`
+        (not pytest's failed or error), a product failure `failed` in whichever phase it happened;
+        a suite error keeps pytest's word and its traceback."""
+        if not report.failed:
+            return None
+        info = next((value for key, value in report.user_properties if key == PROPERTY), None)
+        if not isinstance(info, dict) or info.get("category") in (None, Category.SUITE_ERROR):
+            return None
+        if info.get("status") == "broken":
+            return "broken", "B", ("BROKEN", {"yellow": True})
+        return "failed", "F", ("FAILED", {"red": True})
+
+    def _print_box(self) -> None:
+        """The verdict's box, the last thing a person reads (after pytest's own counts)."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.is_worker or self.verdict is None or terminal is None:
             return
         for line in render_summary(self.verdict, self.pytest_exit, self.config.getoption("verdict")):
-            terminalreporter.write_line(line)
+            terminal.write_line(line)
 
 
 def _worker_count(config: pytest.Config) -> int:

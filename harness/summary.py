@@ -13,7 +13,7 @@ from harness.cause import Cause
 from harness.coverage import Coverage
 from harness.gates import Gate
 from harness.taxonomy import Category
-from harness.verdict import TestResult, Verdict
+from harness.verdict import FailureGroup, TestResult, Verdict
 
 WIDTH = 100
 # A message's first line, cut for a terminal or a job summary.
@@ -138,13 +138,14 @@ def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> lis
         ),
         *([] if verdict.verify else _coverage_lines(verdict.coverage)),
     ]
-    groups: dict[str, list[TestResult]] = defaultdict(list)
-    for test in verdict.failures:
-        groups[test.category or ""].append(test)
-    for category in sorted(groups):
+    by_category: dict[str, list[FailureGroup]] = defaultdict(list)
+    for group in verdict.failure_groups:
+        by_category[group.category].append(group)
+    for category in sorted(by_category):
+        count = sum(len(g.tests) for g in by_category[category])
         description = Category(category).description if category else ""
-        lines.append(f"  {category} ({len(groups[category])}) {description}")
-        lines += _failure_lines(groups[category])
+        lines.append(f"  {category} ({count}) {description}")
+        lines += _failure_lines(by_category[category])
     for test in sorted(verdict.tests, key=lambda t: t.nodeid):
         if test.status == "passed" and test.known_issue:
             lines.append(f"  reproduced {test.known_issue}: {first_line(test.message)}")
@@ -162,19 +163,16 @@ def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> lis
     return lines
 
 
-def _failure_lines(tests: Sequence[TestResult]) -> list[str]:
-    """One line per test; tests that failed with the same message (one cause) share one line."""
-    by_message: dict[str, list[TestResult]] = defaultdict(list)
-    for test in sorted(tests, key=lambda t: t.nodeid):
-        by_message[first_line(test.message)].append(test)
+def _failure_lines(groups: Sequence[FailureGroup]) -> list[str]:
+    """One line per cause (its count and reason), then the tests' names."""
     lines = []
-    for message, group in by_message.items():
-        known = f" [known {group[0].known_issue}]" if group[0].known_issue else ""
-        names = [t.nodeid.split("::")[-1] for t in group]
-        if len(group) == 1:
-            lines.append(f"    {names[0]}{known}: {message}")
+    for group in groups:
+        known = f" [{group.known_issue}]" if group.known_issue else ""
+        names = [nodeid.split("::")[-1] for nodeid in group.tests]
+        if len(names) == 1:
+            lines.append(f"    {names[0]}{known}: {first_line(group.reason)}")
         else:
-            lines.append(f"    {len(group)} tests{known}: {message}")
+            lines.append(f"    {len(names)} tests{known}: {first_line(group.reason)}")
             lines.append(f"      {', '.join(names)}")
     return lines
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def first_line(text: str | None, width: int | None = None) -> str:
     """The first non-blank line, stripped ("" if none), cut to `width` with "..." when given."""
@@ -9,3 +11,13 @@ def first_line(text: str | None, width: int | None = None) -> str:
     if width is not None and len(line) > width:
         return line[: width - 3] + "..."
     return line
+
+
+_TAG = re.compile(r"^\[[a-z_]+\.[a-z_]+\] ")
+_POINTERS = re.compile(r" \(not retried: the circuit opened in [^)]*\)| \(known issue [^)]*\)$")
+
+
+def reason(message: str | None) -> str:
+    """A failure's first line as a person reads it beside others of its cause: without its
+    `[category]` tag (routing for Allure) and the per-test pointers (the circuit, the known-issue mark)."""
+    return _POINTERS.sub("", _TAG.sub("", first_line(message)))

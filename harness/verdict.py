@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from harness.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.diagnosis import Diagnosis, diagnose
 from harness.gates import FixVerdict, Gate, evaluate
 from harness.gates import verdict as fix_verdict_of
+from harness.text import reason
 
 SCHEMA_VERSION = 3
 EXIT_INCOMPLETE = 6
@@ -63,6 +64,34 @@ class TestResult:
     gate_figures: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failures of one cause (same category, finding, known issue and service): one line with a count
+    and the tests' names, wherever the verdict is read."""
+
+    category: str
+    kind: str | None
+    known_issue: str | None
+    service: str | None
+    reason: str  # the first test's message without its category tag and per-test pointers
+    tests: tuple[str, ...]  # node ids
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"count": len(self.tests), "tests": list(self.tests)}
+
+
+def group_failures(failures: Sequence[TestResult]) -> list[FailureGroup]:
+    """One group per cause, the largest first (ties in category order)."""
+    groups: dict[tuple[str, str | None, str | None, str | None], list[TestResult]] = {}
+    for test in sorted(failures, key=lambda t: t.nodeid):
+        groups.setdefault((test.category or "", test.kind, test.known_issue, test.service), []).append(test)
+    made = [
+        FailureGroup(*key, reason(tests[0].message), tuple(t.nodeid for t in tests))
+        for key, tests in groups.items()
+    ]
+    return sorted(made, key=lambda g: (-len(g.tests), g.category))
+
+
 @dataclass
 class Verdict:
     environment: str
@@ -89,6 +118,10 @@ class Verdict:
     @property
     def failures(self) -> list[TestResult]:
         return [t for t in self.tests if t.status in ("failed", "broken")]
+
+    @property
+    def failure_groups(self) -> list[FailureGroup]:
+        return group_failures(self.failures)
 
     @property
     def diagnosis(self) -> Diagnosis:
@@ -146,6 +179,7 @@ class Verdict:
             "headline": headline,
             "counts": self.counts,
             "coverage": [c.to_dict() for c in self.coverage],
+            "failure_groups": [g.to_dict() for g in self.failure_groups],
             "tests": [asdict(t) for t in sorted(self.tests, key=lambda t: t.nodeid)],
         }
         if self.verify:

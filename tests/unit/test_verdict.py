@@ -13,7 +13,7 @@ from harness.allure_files import categories, mark_flaky_results
 from harness.job_summary import render
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict
+from harness.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict, usage_verdict
 
 pytestmark = pytest.mark.unit
 
@@ -268,7 +268,7 @@ def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
     body = json.loads(path.read_text())
     assert {
         "schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "exit_status",
-        "diagnosis", "known_issue", "cause", "headline", "counts", "coverage", "tests",
+        "diagnosis", "known_issue", "cause", "headline", "counts", "coverage", "failure_groups", "tests",
     } == set(body)  # fmt: skip
     assert (body["schema_version"], body["outcome"], body["diagnosis"], body["exit_status"]) == (
         3,
@@ -282,13 +282,26 @@ def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
 
 
 def test_summary_leads_with_the_diagnosis_and_groups_one_cause_once() -> None:
-    same = "[infra.gateway] backend still down: 503 page"
+    """One cause is one line however its tests' messages differ in their operation and timing."""
     tests = [
-        _test("broken", "infra.gateway", known="issue-1278", name=f"t{n}", message=same) for n in range(3)
+        _test(
+            "broken",
+            "infra.gateway",
+            known="issue-1278",
+            name=f"t{n}",
+            message=f"[infra.gateway] {what}: 503 page from a gateway — GET /health in 0.0{n}s (known issue issue-1278)",
+        )
+        for n, what in enumerate(
+            ("backend still down", "backend health before the chat socket", "backend still down")
+        )
     ]
     lines = render_summary(_verdict(*tests), 1, "reports/verdict.json")
     assert lines[2].startswith("DIAGNOSIS KNOWN ISSUE issue-1278")
-    assert sum(same in line for line in lines) == 1 and any(line.strip() == "t0, t1, t2" for line in lines)
+    cause = [line for line in lines if "503 page from a gateway" in line]
+    assert cause == [
+        "    3 tests [issue-1278]: backend still down: 503 page from a gateway — GET /health in 0.00s"
+    ]
+    assert any(line.strip() == "t0, t1, t2" for line in lines)
 
 
 def test_infrastructure_headline_names_the_service_and_the_cause() -> None:
@@ -308,6 +321,29 @@ def test_job_summary_separates_known_issues_from_new_failures_and_shows_coverage
     text = render(verdict.to_json(1, headline(verdict, 1)))
     assert text.index("### New failures") < text.index("`product.auth`") < text.index("### Known issues")
     assert "| login | failed |" in text
+
+
+def test_job_summary_is_one_row_per_cause_with_its_key_fact_and_the_issue_linked() -> None:
+    page = (
+        "[infra.gateway] backend still down: 503 page from a gateway, not the service's JSON (text/html) — "
+        "GET https://api/health -> 503 text/html in 0.0{n}s, page title 'Error 503 (Service Unavailable)!!1' "
+        "(known issue issue-1278)"
+    )
+    tests = [
+        _test("broken", "infra.gateway", known="issue-1278", name=f"t{n}", message=page.format(n=n))
+        for n in range(4)
+    ]
+    text = render(_verdict(*tests).to_json(1, "KNOWN ISSUE issue-1278"))
+    rows = [line for line in text.splitlines() if line.startswith("| 4 | `infra.gateway`")]
+    assert len(rows) == 1 and "page title 'Error 503 (Service Unavailable)!!1'" in rows[0]
+    assert "[issue-1278](https://github.com/netra-systems/zen/issues/1278)" in rows[0]
+    assert "| backend health | failed | backend still down: 503 page from a gateway" in text
+
+
+def test_job_summary_of_a_usage_error_is_the_error_alone() -> None:
+    text = render(usage_verdict("unknown marker 'golden-path'", lambda s: s))
+    assert text.splitlines()[0] == "## Staging validation: ERROR (exit 4)"
+    assert "USAGE ERROR: unknown marker 'golden-path'" in text and "HEALTHY" not in text and "|" not in text
 
 
 def test_job_summary_shows_the_gates_table() -> None:
