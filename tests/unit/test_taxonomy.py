@@ -35,12 +35,15 @@ def test_the_policy_of_a_category_holds_together(category: Category) -> None:
     assert (policy.retried or policy.opens_breaker or policy.service_down) <= infra
     assert policy.unanswered <= policy.service_down
     assert policy.opens_breaker <= policy.retried
-    assert category.value.split(".")[0] == {
-        "infrastructure": "infra",
-        "product": "product",
-        "nobody": "repro",
-        "suite": "suite",
-    }[category.blame]
+    assert (
+        category.value.split(".")[0]
+        == {
+            "infrastructure": "infra",
+            "product": "product",
+            "nobody": "repro",
+            "suite": "suite",
+        }[category.blame]
+    )
 
 
 def test_only_the_missing_configuration_is_an_infrastructure_failure_never_retried() -> None:

@@ -298,14 +298,10 @@ class Chat:
 async def open_(
     url: str, *, via: TokenVia = "header", open_timeout_s: float = 2.0, deadline_s: float = 3.0
 ) -> ChatSocket:
-    return await open_socket(
-        url, TOKEN, via=via, open_timeout_s=open_timeout_s, deadline_s=deadline_s
-    )
+    return await open_socket(url, TOKEN, via=via, open_timeout_s=open_timeout_s, deadline_s=deadline_s)
 
 
-def chat(
-    script: Script, *, deadline_s: float = 3.0, via: TokenVia = "header", **serve_kwargs: Any
-) -> Chat:
+def chat(script: Script, *, deadline_s: float = 3.0, via: TokenVia = "header", **serve_kwargs: Any) -> Chat:
     """Open a socket against `script`, ask QUESTION once, close."""
 
     async def client(url: str) -> Chat:
