@@ -174,12 +174,26 @@ def _coverage(coverage: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
+_LEAD = re.compile(r"[A-Z][A-Z ]*[A-Z]")
+
+
 def report_name(verdict: Mapping[str, Any]) -> str:
-    """The header's line: the headline's label ("KNOWN ISSUE issue-1278", "HEALTHY", …), one line.
-    The whole headline would wrap to three or more lines, and a header that tall pushes the first test
-    low enough that the report scrolls it into view on load, taking the header out of sight."""
-    label = str(verdict.get("headline") or "no headline").split(": ", 1)[0]
-    return redact(f"{REPORT_NAME}: {first_line(label, 80)}")
+    """The header's line: the headline's verdict words, the known issue and how strongly the cause is
+    established ("KNOWN ISSUE issue-1278 (confirmed)", "HEALTHY"), on one line. The whole headline
+    wraps to three lines or more, and a header that tall pushes the first test low enough that the
+    report scrolls it into view on load, taking the header out of sight."""
+    headline = str(verdict.get("headline") or "no headline")
+    lead = _LEAD.match(headline)
+    parts = [lead.group(0) if lead else first_line(headline.split(": ", 1)[0], 60)]
+    issue = verdict.get("known_issue")
+    if issue:
+        parts.append(str(issue))
+    cause = verdict.get("cause")
+    if isinstance(cause, Mapping) and cause.get("status"):
+        status = str(cause["status"]).replace("_", " ")
+        subject = "" if cause.get("known_issue") in (None, issue) else f"{cause['known_issue']} "
+        parts.append(f"({subject}{status})")
+    return redact(f"{REPORT_NAME}: {' '.join(parts)}")
 
 
 def write_first_page(results_dir: Path, verdict: Mapping[str, Any]) -> None:

@@ -265,11 +265,28 @@ def test_the_verdict_goes_first_in_the_environment_block_and_its_label_into_the_
     assert executor == {"name": "local", "reportName": "Staging validation: KNOWN ISSUE issue-1278"}
 
 
-def test_the_header_carries_the_headlines_label_on_one_line() -> None:
-    assert report_name({"headline": "HEALTHY: backend health, auth health verified"}) == (
-        "Staging validation: HEALTHY"
-    )
-    assert len(report_name({"headline": "X" * 500})) <= len("Staging validation: ") + 80
+@pytest.mark.parametrize(
+    ("headline", "extra", "name"),
+    [
+        ("HEALTHY: backend health, auth health verified", {"known_issue": None}, "HEALTHY"),
+        (
+            "KNOWN ISSUE issue-1278, confirmed by the startup record (1 of 2 startups died): infrastructure",
+            {"cause": {"known_issue": "issue-1278", "status": "confirmed", "evidence": "…"}},
+            "KNOWN ISSUE issue-1278 (confirmed)",
+        ),
+        (
+            "INFRASTRUCTURE (the load balancer / ingress, not issue-1278): startups succeed",
+            {
+                "known_issue": None,
+                "cause": {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "…"},
+            },
+            "INFRASTRUCTURE (issue-1278 ruled out)",
+        ),
+        ("no verdict words here: " + "x" * 200, {"known_issue": None}, "no verdict words here"),
+    ],
+)
+def test_the_header_names_the_verdict_on_one_line(headline: str, extra: dict[str, Any], name: str) -> None:
+    assert report_name(_verdict_1278(headline=headline, **extra)) == f"Staging validation: {name}"
 
 
 # -- the empty run -----------------------------------------------------------------------------------
