@@ -23,13 +23,14 @@ define run_suite
 		--junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
 endef
 
-.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix report replica-up replica-down
+.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix report report-check replica-up replica-down
 
 help:
 	@echo "make e2e-staging     validate staging (E2E_ENV=local by default: the replica, healthy; REPLICA_PROFILE=legacy|aebb16f|head)"
 	@echo "make reproduce-1278  the Issue #1278 reproduction suite (local: the replica in scenario issue-1278)"
 	@echo "make verify-fix      is #1278 fixed? wait for health, golden path x3, availability/p95/db-phase gates"
 	@echo "make report          Allure 3 HTML report with history and a quality gate (needs Node.js + npm)"
+	@echo "make report-check    make report, then check it in headless Chromium (first page, flaky, attempts, gate)"
 	@echo "make test            the project's own tests"
 	@echo "make replica-up      start the local replica (SCENARIO=healthy|issue-1278|...); replica-down stops it"
 	@echo "make lint | fmt      ruff"
@@ -73,18 +74,38 @@ VERIFY_INSTANCES := $(if $(REPLICA_SCENARIO),,3)
 verify-fix: $(STAMP)
 	$(call run_suite,verify_fix,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278} REPLICA_INSTANCES=$${REPLICA_INSTANCES:-$(VERIFY_INSTANCES)} E2E_LOCAL_FIX_AFTER_S=$${E2E_LOCAL_FIX_AFTER_S:-5})
 
-# Allure 3 HTML (npm, no Java) with history carried in $(REPORTS)/history.jsonl, and the quality gate.
-# The gate runs before the report is rebuilt: Allure 3.14 misjudges it while an old report sits there.
-report:
-	@if ! command -v npm >/dev/null 2>&1; then \
-		echo "make report needs Node.js 20+ with npm (Debian: apt-get install nodejs npm); the suite, verdict and JUnit work without it"; \
-		exit 0; fi; \
-	set -e; [ -x node_modules/.bin/allure ] || npm ci --no-audit --no-fund --silent; \
-	rm -rf $(REPORTS)/allure-report; \
-	gate=0; REPORTS=$(REPORTS) ALLURE_APPEND_HISTORY=0 node_modules/.bin/allure quality-gate $(ALLURE_RESULTS) || gate=$$?; \
-	REPORTS=$(REPORTS) node_modules/.bin/allure generate $(ALLURE_RESULTS); \
-	echo "report: $(REPORTS)/allure-report/index.html (history: $(REPORTS)/history.jsonl, quality gate exit $$gate)"; \
+# Allure 3 HTML (npm, no Java) with history carried in $(REPORTS)/history.jsonl, and the quality gate
+# evaluated inside the report (tools/allure-report.mjs: 3.14.3's `allure quality-gate` feeds nothing to
+# the report's Quality Gates tab). An empty run (no test result) adds no history entry. Sets $$gate.
+define allure_report
+	set -e; [ -x node_modules/.bin/allure ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; \
+	rm -rf $(REPORTS)/allure-report; append=1; \
+	if ! $(BIN)/python -m harness.allure_files has-results $(ALLURE_RESULTS); then append=0; \
+		echo "report: no test results in $(ALLURE_RESULTS): an empty run, no history entry added"; fi; \
+	gate=0; REPORTS=$(REPORTS) ALLURE_APPEND_HISTORY=$$append node tools/allure-report.mjs $(ALLURE_RESULTS) $(REPORTS)/verdict.json || gate=$$?; \
+	echo "report: $(REPORTS)/allure-report/index.html (history: $(REPORTS)/history.jsonl, quality gate exit $$gate)"
+endef
+NO_NPM := make report needs Node.js 20+ with npm (Debian: apt-get install nodejs npm); the suite, verdict and JUnit work without it
+
+report: $(STAMP)
+	@if ! command -v npm >/dev/null 2>&1; then echo "$(NO_NPM)"; exit 0; fi; \
+	$(allure_report); \
 	exit $$gate
+
+# The report as a reader sees it: headless Chromium (Debian's chromium) over http://127.0.0.1 checks the
+# first page (headline, cause, owner, outcome, coverage), flaky marks against the verdict, attempt steps'
+# statuses and the quality gate; screenshots in $(REPORTS)/report-*.png. Not part of `make test`.
+report-check: $(STAMP)
+	@if ! command -v npm >/dev/null 2>&1; then echo "$(NO_NPM)"; exit 1; fi; \
+	if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "report-check: installing Debian's chromium (apt-get install -y chromium)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+				|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+		else echo "report-check needs Debian's chromium at /usr/bin/chromium: sudo apt-get install -y chromium"; exit 1; fi; \
+	fi; \
+	$(allure_report); \
+	node tools/report-check.mjs $(REPORTS) $$gate
 
 replica-up: $(STAMP)
 	$(BIN)/python -m replica up --scenario $(SCENARIO)
