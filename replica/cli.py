@@ -1,4 +1,4 @@
-"""`python -m replica up|down|status|fix|fault|logs|scenarios`: the replica from a terminal."""
+"""`python -m replica up|down|status|fix|fault|rollout|logs|scenarios`: the replica from a terminal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 from replica import scenarios
@@ -68,15 +69,38 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
-    status = ReplicaHandle.attach(args.run_dir).fix()
+    status = ReplicaHandle.attach(args.run_dir).fix(rollout_startups=args.rollout_startups)
     print(f"faults cleared: {json.dumps(status['faults'])}")
+    if args.rollout_startups:
+        print(f"rolling out new revisions until {args.rollout_startups} startups have finished (see status)")
     return 0
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
-    status = ReplicaHandle.attach(args.run_dir).set_fault(args.db, args.gateway_error_rate)
+    outage = None if args.gateway_outage is None else args.gateway_outage == "on"
+    status = ReplicaHandle.attach(args.run_dir).set_fault(args.db, args.gateway_error_rate, outage)
     print(f"faults now: {json.dumps(status['faults'])}")
     return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """A new revision, every backend instance replaced one at a time; waits until it is done."""
+    handle = ReplicaHandle.attach(args.run_dir)
+    service = dict(kv.split("=", 1) for kv in args.set or [])
+    revision = handle.rollout(service)["revision"]
+    print(f"rolling out {revision}")
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        record = next(r for r in handle.status()["backend"]["rollouts"] if r["revision"] == revision)
+        if record["state"] not in ("pending", "rolling"):
+            print(
+                f"rollout of {revision}: {record['state']}"
+                + (f" ({record['error']})" if record["error"] else "")
+            )
+            return 0 if record["state"] == "done" else 1
+        time.sleep(0.2)
+    print(f"rollout of {revision} still running after {args.timeout:g}s (see status)")
+    return 1
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -110,11 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything the replica started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="processes, restarts, exit codes, faults").set_defaults(func=cmd_status)
-    sub.add_parser("fix", help="clear the infrastructure faults (the fix)").set_defaults(func=cmd_fix)
+    fix = sub.add_parser("fix", help="clear the infrastructure faults (the fix)")
+    fix.add_argument(
+        "--rollout-startups",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then roll out until N startups have finished",
+    )
+    fix.set_defaults(func=cmd_fix)
     fault = sub.add_parser("fault", help="set faults at runtime")
     fault.add_argument("--db", help="none | hang | refuse | reset | latency:MS")
     fault.add_argument("--gateway-error-rate", type=float, help="share of backend requests answered 503 HTML")
+    fault.add_argument(
+        "--gateway-outage", choices=("on", "off"), help="every backend request answered 503 HTML"
+    )
     fault.set_defaults(func=cmd_fault)
+    rollout = sub.add_parser("rollout", help="roll out a new backend revision, one instance at a time")
+    rollout.add_argument("--set", action="append", metavar="KEY=VALUE", help="the new build's service knob")
+    rollout.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to finish")
+    rollout.set_defaults(func=cmd_rollout)
     logs = sub.add_parser("logs", help="the backend's Cloud Logging entries, as gcloud prints them")
     logs.add_argument("--since", metavar="ISO", help="only entries at or after this time")
     logs.set_defaults(func=cmd_logs)

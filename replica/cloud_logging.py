@@ -49,6 +49,10 @@ SEVERITIES = frozenset(
     {"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"}
 )
 Stream = Literal["stdout", "stderr"]
+# The phrases that begin and end a startup, as the suite's parser matches them (harness/startup_evidence.py).
+STARTUP_BEGAN = "STARTUP SEQUENCE INITIATED"
+STARTUP_SUCCEEDED = "STARTUP SEQUENCE COMPLETED SUCCESSFULLY"
+STARTUP_FAILED = ("STARTUP SEQUENCE FAILED", "Application startup failed")
 
 # --------------------------------------------------------------------------------------------------
 # The backend process: JSON lines on stdout, mangled like the real build's
@@ -94,9 +98,10 @@ def new_instance_id() -> str:
     return "0069c7a988" + secrets.token_hex(43)
 
 
-def revision_name(started_at: float) -> str:
-    """One revision a replica run, e.g. `netra-backend-staging-00042-rep`."""
-    return f"{SERVICE_NAME}-{int(started_at) % 100_000:05d}-rep"
+def revision_name(started_at: float, rollouts: int = 0) -> str:
+    """The revision a replica run serves first (e.g. `netra-backend-staging-00042-rep`), and the one
+    after `rollouts` rollouts: Cloud Run numbers a service's revisions in order."""
+    return f"{SERVICE_NAME}-{(int(started_at) + rollouts) % 100_000:05d}-rep"
 
 
 def rfc3339(at_ns: int, digits: int = 6) -> str:
@@ -145,23 +150,36 @@ class _Stored:
 class CloudLogging:
     """The backend's Cloud Logging: every instance's entries, kept in `path` newest first."""
 
-    def __init__(self, path: Path, revision: str) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.revision = revision
+        self.instances: list[InstanceLog] = []
         self._entries: list[_Stored] = []
         self._seq = 0
         self._dirty = True
         self._closing = asyncio.Event()
 
-    def instance(self) -> InstanceLog:
-        """A new Cloud Run instance (one process start): its own id, its own entries."""
-        return InstanceLog(self, new_instance_id())
+    def instance(self, revision: str) -> InstanceLog:
+        """A new Cloud Run instance of `revision` (one process start): its own id, its own entries."""
+        instance = InstanceLog(self, new_instance_id(), revision)
+        self.instances.append(instance)
+        return instance
+
+    def finished_startups(self, since: float) -> int:
+        """Startups that began at or after `since` (epoch seconds) and have ended, ok or failed."""
+        return sum(1 for i in self._began(since) if i.outcome)
+
+    def pending_startups(self, since: float) -> int:
+        """Startups that began at or after `since` and may still end: no outcome yet, process running."""
+        return sum(1 for i in self._began(since) if i.outcome is None and not i.process_ended)
+
+    def _began(self, since: float) -> list[InstanceLog]:
+        return [i for i in self.instances if i.startup_began_at is not None and i.startup_began_at >= since]
 
     @property
     def count(self) -> int:
         return len(self._entries)
 
-    def add(self, instance_id: str, log_name: str, at_ns: int, fields: dict[str, Any]) -> None:
+    def add(self, instance_id: str, revision: str, log_name: str, at_ns: int, fields: dict[str, Any]) -> None:
         labels = {"instanceId": instance_id, **fields.pop("labels", {})}
         entry = {
             "insertId": _insert_id(at_ns),
@@ -172,7 +190,7 @@ class CloudLogging:
                 "type": "cloud_run_revision",
                 "labels": {
                     "service_name": SERVICE_NAME,
-                    "revision_name": self.revision,
+                    "revision_name": revision,
                     "configuration_name": SERVICE_NAME,
                     "location": LOCATION,
                     "project_id": PROJECT_ID,
@@ -226,10 +244,16 @@ def _write_array(path: Path, texts: list[str]) -> None:
 
 @dataclass
 class InstanceLog:
-    """What one instance's container writes, and what Cloud Run says about it."""
+    """What one instance's container writes, and what Cloud Run says about it; and, read from the
+    same lines the suite's parser reads, when its startup began and how it ended (so the daemon can
+    tell how many startups a rollout has caused)."""
 
     logging: CloudLogging
     instance_id: str
+    revision: str
+    startup_began_at: float | None = None  # epoch seconds of its `STARTUP SEQUENCE INITIATED` line
+    outcome: Literal["ok", "failed"] | None = None
+    process_ended: bool = False
 
     def line(self, stream: Stream, text: str) -> None:
         """A line of the container's stdout/stderr: jsonPayload if it is a JSON object, else text."""
@@ -239,14 +263,24 @@ class InstanceLog:
         log_name = LOG_STDOUT if stream == "stdout" else LOG_STDERR
         payload = _json_object(text)
         if payload is None:
-            self.logging.add(self.instance_id, log_name, time.time_ns(), {"textPayload": text})
+            self._startup_seen(text, time.time_ns())
+            self.logging.add(self.instance_id, self.revision, log_name, time.time_ns(), {"textPayload": text})
             return
         fields: dict[str, Any] = {}
         severity = str(payload.pop("severity", "")).upper()
         if severity in SEVERITIES:
             fields["severity"] = severity
         at_ns = _line_time_ns(payload.get("timestamp")) or time.time_ns()
-        self.logging.add(self.instance_id, log_name, at_ns, fields | {"jsonPayload": payload})
+        self._startup_seen(str(payload.get("message", "")), at_ns)
+        self.logging.add(self.instance_id, self.revision, log_name, at_ns, fields | {"jsonPayload": payload})
+
+    def _startup_seen(self, text: str, at_ns: int) -> None:
+        if STARTUP_BEGAN in text and self.startup_began_at is None:
+            self.startup_began_at = at_ns / 1e9
+        elif self.outcome is None and any(phrase in text for phrase in STARTUP_FAILED):
+            self.outcome = "failed"
+        elif self.outcome is None and STARTUP_SUCCEEDED in text:
+            self.outcome = "ok"
 
     def probe_succeeded(self) -> None:
         message = (
@@ -257,6 +291,7 @@ class InstanceLog:
 
     def exited(self, code: int | None) -> None:
         """Cloud Run's line for a container that exited non-zero, or was killed by a signal."""
+        self.process_ended = True
         if code is not None and code > 0:
             self._system("WARNING", f"Container called exit({code}).")
         elif code is not None and code < 0:
@@ -264,7 +299,7 @@ class InstanceLog:
 
     def _system(self, severity: str, text: str) -> None:
         fields = {"severity": severity, "textPayload": text, "labels": {"container_name": CONTAINER_NAME}}
-        self.logging.add(self.instance_id, LOG_SYSTEM, time.time_ns(), fields)
+        self.logging.add(self.instance_id, self.revision, LOG_SYSTEM, time.time_ns(), fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -286,3 +321,26 @@ def parse_since(text: str) -> datetime:
     """An ISO time for `logs --since` (a `Z` or an offset; naive means UTC)."""
     parsed = datetime.fromisoformat(text.strip())
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def finished_startups(entries: list[dict[str, Any]], since: datetime) -> int:
+    """How many startups in `entries` (one per instance) began at or after `since` and ended, ok or
+    failed: what the startup gate will count, read from the file as the gate reads it."""
+    since_ns = _line_time_ns(since.isoformat()) or 0
+    began: dict[str, int] = {}
+    ended: set[str] = set()
+    for entry in entries:
+        instance = (entry.get("labels") or {}).get("instanceId")
+        payload = entry.get("jsonPayload")
+        text = (
+            str(payload.get("message", ""))
+            if isinstance(payload, dict)
+            else str(entry.get("textPayload", ""))
+        )
+        if not instance:
+            continue
+        if STARTUP_BEGAN in text:
+            began[instance] = _line_time_ns(entry.get("timestamp")) or 0
+        elif STARTUP_SUCCEEDED in text or any(phrase in text for phrase in STARTUP_FAILED):
+            ended.add(instance)
+    return sum(1 for instance, at_ns in began.items() if at_ns >= since_ns and instance in ended)

@@ -61,6 +61,8 @@ class ServiceConfig:
     agent_mode: AgentMode = "normal"
     agent_step_delay_s: float = 0.05
     auth_mode: AuthMode = "normal"
+    # A bad deploy: `module:Name` that the startup's SERVICES phase imports and cannot (empty: none).
+    broken_import: str = ""
 
     def to_env(self) -> dict[str, str]:
         return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}

@@ -3,7 +3,15 @@ two front doors and a control API, and stops all of them together.
 
 The backend runs as `instances` processes (Cloud Run instances), each supervised on its own port
 behind the one front door; every start gets a new instance id, and the instances' output becomes
-the service's Cloud Logging (`cloud-logging.json`, see replica/cloud_logging.py).
+the service's Cloud Logging (`cloud-logging.json`, see replica/cloud_logging.py). Rollouts replace
+the instances with ones of a new revision, one at a time (replica/fleet.py).
+
+The control API (`control_url` in the state file; `python -m replica status|fix|fault|rollout`):
+GET /status, POST /fault, POST /fix (optionally at a given time, then rollouts until enough startups
+have finished since), POST /rollout, POST /stop.
+
+`REPLICA_FAIL_START_AFTER=postgres|services|doors` makes the start fail on purpose right after that
+step (a test's way to prove that a failed start leaves nothing behind); it is never set otherwise.
 
 Run by `python -m replica up` (detached) or `python -m replica up --foreground` (Ctrl-C stops it).
 """
@@ -26,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +45,7 @@ from replica.cloud_logging import FILE_NAME as CLOUD_LOGGING_FILE
 from replica.cloud_logging import CloudLogging, revision_name
 from replica.config import PROFILES, ServiceConfig
 from replica.faultproxy import Fault, FaultProxy
+from replica.fleet import BackendFleet
 from replica.frontdoor import FrontDoor, GatewayFaults
 from replica.ports import free_port
 from replica.postgres import PostgresServer
@@ -76,15 +84,15 @@ class ReplicaDaemon:
         self.instances = instances or scenario.backend_instances
         self.profile = profile  # wins over the scenario and the overrides
         self.stop_event = asyncio.Event()
-        self.gateway = GatewayFaults(scenario.gateway_error_rate)
+        self.gateway = GatewayFaults(scenario.gateway_error_rate, outage=scenario.gateway_outage)
         self.postgres: PostgresServer | None = None
         self.hog: list[asyncpg.Connection] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.log_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        self.revision = revision_name(self.started_at)
-        self.cloud_logging = CloudLogging(run_dir / CLOUD_LOGGING_FILE, self.revision)
+        self.cloud_logging = CloudLogging(run_dir / CLOUD_LOGGING_FILE)
         self.fault_after_ready_applied = False
+        self.fix_record: dict[str, Any] | None = None  # the last fix asked for: when, applied, rollouts
 
     # -- lifecycle -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -123,24 +131,30 @@ class ReplicaDaemon:
 
         bypass_key = os.environ.get(BYPASS_KEY_ENV) or secrets.token_urlsafe(24)
         config = self._config(bypass_key, proxied_url, direct_url)
-        self.backend_ports = {f"backend-{i + 1}": free_port() for i in range(self.instances)}
-        self.backends = [self._backend(name, port, config) for name, port in self.backend_ports.items()]
+        self.fleet = BackendFleet(
+            config,
+            self.instances,
+            argv=lambda port: [sys.executable, "-m", "replica.backend", "--port", str(port)],
+            cloud_logging=self.cloud_logging,
+            gateway=self.gateway,
+            backoff=self.backoff,
+            log_path=self.run_dir / "backend.log",
+            revision_of=lambda rollouts: revision_name(self.started_at, rollouts),
+        )
         self.auth_port = free_port()
         self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)
-        self.backend_door = FrontDoor("backend", self.backend_ports, self.gateway)
         self.auth_door = FrontDoor("auth", self.auth_port)
         started.push_async_callback(self._close_doors)
         self.log_task = asyncio.create_task(self.cloud_logging.run())
         started.push_async_callback(self.cloud_logging.aclose, self.log_task)
         self.auth.start()
-        for backend in self.backends:
-            backend.start()
+        self.fleet.start()
         started.push_async_callback(self._stop_services)
         await self._fail_if_asked("services")
 
         ports = {"backend": free_port(), "auth": free_port(), "control": free_port()}
         servers = [
-            _server(self.backend_door.app, ports["backend"]),
+            _server(self.fleet.door.app, ports["backend"]),
             _server(self.auth_door.app, ports["auth"]),
             _server(self._control_app(), ports["control"]),
         ]
@@ -174,6 +188,8 @@ class ReplicaDaemon:
             "ws_url": f"ws://127.0.0.1:{ports['backend']}/ws",
             "control_url": f"http://127.0.0.1:{ports['control']}",
             "backend_ready_expected": self.scenario.backend_ready_expected,
+            # the front door answers its 503 page whatever the instances do: `up` checks them directly
+            "gateway_outage": self.scenario.gateway_outage,
             "auth_ready_expected": self.scenario.auth_ready_expected,
             "postgres_pid": self.postgres.process.pid if self.postgres and self.postgres.process else None,
             "bypass_key": bypass_key,
@@ -181,8 +197,8 @@ class ReplicaDaemon:
             "started_at": self.started_at,
             "profile": config.profile,
             "backend_instances": self.instances,
-            "backend_instance_ports": self.backend_ports,
-            "revision": self.revision,
+            "backend_instance_ports": self.fleet.ports,  # at start; a rollout moves them (see status)
+            "revision": self.fleet.revision,  # the first; `status` names the one serving now
             "cloud_logging_path": str(self.cloud_logging.path),
             "db_fault_after_ready": _fault_dict(self.scenario.db_fault_after_ready),
         }
@@ -199,7 +215,7 @@ class ReplicaDaemon:
 
     async def _services_listening(self, timeout_s: float) -> None:
         """Until every service process accepts connections on its port (or `timeout_s`)."""
-        ports = [self.auth_port, *self.backend_ports.values()]
+        ports = [self.auth_port, *self.fleet.ports.values()]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all([await _accepts(port) for port in ports]):
@@ -215,11 +231,10 @@ class ReplicaDaemon:
                 await conn.close(timeout=1)
 
     async def _stop_services(self) -> None:
-        stops = [backend.stop() for backend in self.backends]
-        await asyncio.gather(*stops, self.auth.stop(), return_exceptions=True)
+        await asyncio.gather(self.fleet.stop(), self.auth.stop(), return_exceptions=True)
 
     async def _close_doors(self) -> None:
-        await asyncio.gather(self.backend_door.aclose(), self.auth_door.aclose(), return_exceptions=True)
+        await asyncio.gather(self.fleet.aclose(), self.auth_door.aclose(), return_exceptions=True)
 
     def _config(self, bypass_key: str, proxied_url: str, direct_url: str) -> ServiceConfig:
         config = ServiceConfig(
@@ -251,28 +266,10 @@ class ReplicaDaemon:
             backoff=self.backoff,
         )
 
-    def _backend(self, name: str, port: int, config: ServiceConfig) -> ProcessSupervisor:
-        """One backend instance slot: every (re)start is a new Cloud Run instance with its own logs."""
-        return ProcessSupervisor(
-            name=name,
-            argv=[sys.executable, "-m", "replica.backend", "--port", str(port)],
-            env=config.to_env(),
-            log_path=self.run_dir / "backend.log",
-            backoff=self.backoff,
-            instances=self.cloud_logging.instance,
-            port=port,
-            log_prefix=f"[{name}] " if self.instances > 1 else "",
-        )
-
     async def _backend_healthy(self) -> None:
         """Return once any backend instance answers /health with 200 (or the replica stops)."""
-        async with httpx.AsyncClient(timeout=2) as client:
-            while not self.stop_event.is_set():
-                for port in self.backend_ports.values():
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                            return
-                await asyncio.sleep(0.1)
+        while not self.stop_event.is_set() and not await self.fleet.any_healthy():
+            await asyncio.sleep(0.1)
 
     async def _fault_when_ready(self, fault: Fault) -> None:
         """A VPC connector failing under a running service: set once the backend first serves."""
@@ -302,13 +299,24 @@ class ReplicaDaemon:
                 await self.proxy.set_fault(Fault.parse(str(body["db"])))
             if "gateway_error_rate" in body:
                 self.gateway.error_rate = float(body["gateway_error_rate"])
+            if "gateway_outage" in body:
+                self.gateway.outage = bool(body["gateway_outage"])
             return JSONResponse(self.status())
 
-        async def fix(_: Request) -> JSONResponse:
-            """What the infrastructure team's fix does: the database path and the gateway work again."""
-            await self.proxy.set_fault(Fault())
-            self.gateway.error_rate = 0.0
+        async def fix(request: Request) -> JSONResponse:
+            """What the infrastructure team's fix does: the database path and the gateway work again.
+            Body (optional): `at` (epoch seconds: the fix happens then, not now), `rollout_startups`
+            (then roll out new revisions until that many startups have finished since the fix)."""
+            body = await request.json() if await request.body() else {}
+            await self.schedule_fix(body.get("at"), int(body.get("rollout_startups") or 0))
             return JSONResponse(self.status())
+
+        async def rollout(request: Request) -> JSONResponse:
+            """A new revision, every instance replaced one at a time; body `service`: config overrides
+            (a deploy of another build, e.g. one that fixes a bad deploy)."""
+            body = await request.json() if await request.body() else {}
+            record = self.fleet.start_rollout(body.get("service") or None)
+            return JSONResponse({"rollout": record.to_dict(), **self.status()})
 
         async def stop(_: Request) -> JSONResponse:
             self.stop_event.set()
@@ -319,54 +327,96 @@ class ReplicaDaemon:
                 Route("/status", status),
                 Route("/fault", fault, methods=["POST"]),
                 Route("/fix", fix, methods=["POST"]),
+                Route("/rollout", rollout, methods=["POST"]),
                 Route("/stop", stop, methods=["POST"]),
             ]
         )
 
+    async def schedule_fix(self, at: float | None, rollout_startups: int) -> None:
+        """The fix at `at` (at once if None or past: applied when this returns), then rollouts until
+        `rollout_startups` startups that began at or after it have finished. A time fixed in advance
+        lets the suite's startup window begin exactly at the fix (no startup of the broken time
+        slips in after the window's start)."""
+        when = time.time() if at is None else float(at)
+        record: dict[str, Any] = {"at": when, "applied": False, "rollout_startups": rollout_startups}
+        self.fix_record = record
+
+        async def apply() -> None:
+            await self.proxy.set_fault(Fault())
+            self.gateway.clear()
+            record["applied"] = True
+            log.info(
+                "fix applied%s", f"; rollouts until {rollout_startups} startups" if rollout_startups else ""
+            )
+
+        async def later() -> None:
+            await asyncio.sleep(when - time.time())
+            await apply()
+            await self.fleet.rollouts_until(rollout_startups, since=when)
+
+        if when > time.time():
+            self.tasks.append(asyncio.create_task(later()))
+            return
+        await apply()
+        if rollout_startups:
+            self.tasks.append(asyncio.create_task(self.fleet.rollouts_until(rollout_startups, since=when)))
+
     def status(self) -> dict[str, Any]:
         after_ready = self.scenario.db_fault_after_ready
+        backend = self.fleet.status()
+        faults = {
+            "db": self.proxy.fault.to_dict(),
+            "gateway_error_rate": self.gateway.error_rate,
+            "gateway_outage": self.gateway.outage,
+        }
+        fix = self.fix_record and {
+            **self.fix_record,
+            "startups_finished_since": self.cloud_logging.finished_startups(self.fix_record["at"]),
+        }
         return {
             "scenario": self.scenario.name,
+            "summary": _summary(backend, faults),
             "uptime_s": round(time.time() - self.started_at, 3),
-            "faults": {"db": self.proxy.fault.to_dict(), "gateway_error_rate": self.gateway.error_rate},
+            "faults": faults,
             "db_fault_after_ready": None
             if after_ready is None
             else {"fault": after_ready.to_dict(), "applied": self.fault_after_ready_applied},
-            "backend": self._backend_status(),
+            "fix": fix,
+            "backend": backend,
             "auth": self.auth.status(),
-            "doors": {
-                door.name: {
-                    "requests": door.requests,
-                    "gateway_errors": door.gateway_errors,
-                    "answered": dict(door.answered),
-                }
-                for door in (self.backend_door, self.auth_door)
-            },
-            "revision": self.revision,
+            "doors": {"backend": self.fleet.door.status(), "auth": self.auth_door.status()},
+            "revision": self.fleet.revision,
             "cloud_logging": {"path": str(self.cloud_logging.path), "entries": self.cloud_logging.count},
             "db_proxy_connections": self.proxy.connections,
             "db_proxy_cut_connections": self.proxy.cut,
             "hogged_connections": len(self.hog),
         }
 
-    def _backend_status(self) -> dict[str, Any]:
-        """The backend as one process (what a single instance reports), plus every instance."""
-        instances = [{"name": b.name, **b.status()} for b in self.backends]
-        exits = sorted((e for b in self.backends for e in b.exits), key=lambda e: e.at)
-        states = {i["state"] for i in instances}
-        pids = [i["pid"] for i in instances if i["pid"]]
-        next_starts = [i["next_start_at"] for i in instances if i["next_start_at"]]
-        return {
-            "state": next((s for s in ("running", "starting", "backoff") if s in states), "stopped"),
-            "pid": pids[0] if pids else None,
-            "serving_instances": sum(bool(i["serving"]) for i in instances),
-            "starts": sum(b.starts for b in self.backends),
-            "restarts": sum(max(0, b.starts - 1) for b in self.backends),
-            "exit_codes": [e.code for e in exits[-20:]],
-            "last_exit": exits[-1].__dict__ if exits else None,
-            "next_start_at": min(next_starts) if next_starts else None,
-            "instances": instances,
-        }
+
+def _summary(backend: dict[str, Any], faults: dict[str, Any]) -> str:
+    """One line saying what is going on, for a person reading `status`."""
+    instances = len(backend["instances"])
+    serving = f"{backend['serving_instances']}/{instances} backend instances serving"
+    crash_looping = backend["serving_instances"] == 0 and backend["restarts"] > 0 and backend["exit_codes"]
+    parts = [serving]
+    if crash_looping:
+        parts.append(f"crash-looping (last exit {backend['exit_codes'][-1]}, {backend['restarts']} restarts)")
+    if faults["gateway_outage"]:
+        parts.append("front door OUTAGE: every backend request and upgrade gets its 503 page")
+    elif faults["gateway_error_rate"]:
+        parts.append(
+            f"front door answers {faults['gateway_error_rate']:.0%} of backend requests with its 503 page"
+        )
+    elif backend["serving_instances"] == 0:
+        parts.append("front door answers its 503 page (no instance serves)")
+    if faults["db"]["kind"] != "none":
+        parts.append(f"database path fault: {faults['db']['kind']}")
+    rolling = [r for r in backend["rollouts"] if r["state"] in ("pending", "rolling")]
+    if rolling:
+        parts.append(
+            f"rolling out {rolling[-1]['revision']} ({rolling[-1]['replaced']}/{rolling[-1]['instances']})"
+        )
+    return "; ".join(parts)
 
 
 def _fault_dict(fault: Fault | None) -> dict[str, object] | None:
@@ -478,6 +528,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--owner-pid", type=int, help="stop when this process is gone (a test run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe says nothing
     asyncio.run(_main(args))
 
 

@@ -2,6 +2,10 @@
 Cloud Run. It balances requests round robin over the service's instances, skipping any that refuses
 the connection (not listening: starting, crashed, in backoff); when none answers, callers get what
 staging's callers got during Issue #1278: a 503 with an HTML page, never JSON.
+
+Instances come and go at runtime (a rollout): a new one is `add`ed once it serves; an old one is
+`drain`ed (no new request or upgrade goes to it) and `remove`d once its open requests and sockets
+have finished (`drained`), so callers never see the swap.
 """
 
 from __future__ import annotations
@@ -43,22 +47,38 @@ _WS_FORWARDED = ("authorization", "x-e2e-bypass-key", "user-agent")
 
 @dataclass
 class GatewayFaults:
-    """Faults of the front door itself: a share of requests answered with the 503 page.
+    """Faults of the front door itself: a share of requests answered with the 503 page, or all of
+    them (`outage`: the load balancer / ingress is down while every instance behind it is healthy).
 
     The share is spread evenly over requests (deterministic, no randomness), so a 30% rate fails
     3 requests in every 10 and a test run is reproducible.
     """
 
     error_rate: float = 0.0
+    outage: bool = False
     _seen: int = 0
     injected: int = 0
 
     def should_fail(self) -> bool:
         self._seen += 1
         n = self._seen
-        failed = int(n * self.error_rate) > int((n - 1) * self.error_rate)
+        failed = self.outage or int(n * self.error_rate) > int((n - 1) * self.error_rate)
         self.injected += failed
         return failed
+
+    def clear(self) -> None:
+        self.error_rate = 0.0
+        self.outage = False
+
+
+@dataclass(eq=False)
+class Upstream:
+    """One instance behind the door: its name (the slot it fills), its port, and what it is doing."""
+
+    name: str
+    port: int
+    draining: bool = False  # takes no new request or upgrade
+    inflight: int = 0  # requests being relayed and sockets being bridged right now
 
 
 def gateway_503() -> Response:
@@ -73,11 +93,11 @@ class FrontDoor:
     ) -> None:
         self.name = name
         named = {name: upstreams} if isinstance(upstreams, int) else dict(upstreams)
-        self.upstreams = list(named.items())
+        self.upstreams = [Upstream(instance, port) for instance, port in named.items()]
         self.faults = faults or GatewayFaults()
         self.requests = 0
         self.gateway_errors = 0
-        self.answered = {instance: 0 for instance, _ in self.upstreams}  # requests each instance took
+        self.answered = {instance: 0 for instance in named}  # requests each instance (slot) took
         self._next = 0
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=2.0))
         self.app = Starlette(
@@ -91,15 +111,52 @@ class FrontDoor:
             ]
         )
 
-    def _rotation(self) -> list[tuple[int, str, int]]:
-        """(index, name, port) of every instance, starting after the one that answered last."""
-        count = len(self.upstreams)
-        order = [(self._next + i) % count for i in range(count)]
-        return [(i, *self.upstreams[i]) for i in order]
+    # -- instances coming and going -------------------------------------------------------------
+    def add(self, name: str, port: int) -> None:
+        """A new instance that serves: it takes requests from now on."""
+        self.upstreams.append(Upstream(name, port))
+        self.answered.setdefault(name, 0)
 
-    def _took(self, index: int, instance: str) -> None:
-        self.answered[instance] += 1
-        self._next = (index + 1) % len(self.upstreams)
+    def drain(self, port: int) -> None:
+        """No new request or upgrade goes to the instance on `port`; open ones go on."""
+        for upstream in self.upstreams:
+            if upstream.port == port:
+                upstream.draining = True
+
+    async def drained(self, port: int, timeout_s: float) -> bool:
+        """Whether the instance on `port` finished its open requests and sockets within `timeout_s`."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(u.port == port and u.inflight for u in self.upstreams):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def remove(self, port: int) -> None:
+        self.upstreams = [u for u in self.upstreams if u.port != port]
+
+    def status(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "gateway_errors": self.gateway_errors,
+            "answered": dict(self.answered),
+            "upstreams": [
+                {"name": u.name, "port": u.port, "draining": u.draining, "inflight": u.inflight}
+                for u in self.upstreams
+            ],
+        }
+
+    # -- relaying ---------------------------------------------------------------------------------
+    def _rotation(self) -> list[Upstream]:
+        """Every instance taking requests, starting after the one that answered last."""
+        live = [u for u in self.upstreams if not u.draining]
+        start = self._next % len(live) if live else 0
+        return live[start:] + live[:start]
+
+    def _took(self, upstream: Upstream) -> None:
+        self.answered[upstream.name] += 1
+        live = [u for u in self.upstreams if not u.draining]
+        self._next = (live.index(upstream) + 1) if upstream in live else 0
 
     def _page(self) -> Response:
         self.gateway_errors += 1
@@ -111,27 +168,32 @@ class FrontDoor:
             return self._page()
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         body = await request.body()
-        for index, instance, port in self._rotation():
-            upstream = self._client.build_request(
+        for upstream in self._rotation():
+            built = self._client.build_request(
                 request.method,
-                f"http://127.0.0.1:{port}{request.url.path}",
+                f"http://127.0.0.1:{upstream.port}{request.url.path}",
                 params=request.query_params,
                 headers=headers,
                 content=body,
             )
+            upstream.inflight += 1
             try:
-                response = await self._client.send(upstream, stream=True)
+                response = await self._client.send(built, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout):
+                upstream.inflight -= 1
                 continue  # this instance does not answer: the next one
             except httpx.TransportError as exc:
+                upstream.inflight -= 1
                 log.warning(
-                    "%s: %s failed %s %s: %s", self.name, instance, request.method, request.url.path, exc
+                    "%s: %s failed %s %s: %s", self.name, upstream.name, request.method, request.url.path, exc
                 )
                 return self._page()
-            self._took(index, instance)
+            self._took(upstream)
             out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
             return StreamingResponse(
-                _relay(response), status_code=response.status_code, headers={**out_headers, **GATEWAY_HEADERS}
+                _relay(response, upstream),
+                status_code=response.status_code,
+                headers={**out_headers, **GATEWAY_HEADERS},
             )
         log.warning("%s: no instance answers %s %s", self.name, request.method, request.url.path)
         return self._page()
@@ -143,31 +205,44 @@ class FrontDoor:
             return
         path = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
         headers = {k: v for k, v in websocket.headers.items() if k.lower() in _WS_FORWARDED}
-        for index, instance, port in self._rotation():
+        for upstream in self._rotation():
+            upstream.inflight += 1
             try:
-                upstream = await connect(
-                    f"ws://127.0.0.1:{port}{path}",
-                    additional_headers=headers,
-                    subprotocols=websocket.scope.get("subprotocols") or None,  # type: ignore[arg-type]
-                    open_timeout=10,
-                    max_size=None,
-                )
-            except InvalidStatus as exc:
-                self._took(index, instance)
-                await websocket.send_denial_response(_denial(exc))
+                await self._bridge_to(websocket, upstream, path, headers)
                 return
             except ConnectionRefusedError:
                 continue  # this instance does not answer: the next one
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                log.warning("%s: websocket upstream %s unavailable: %s", self.name, instance, exc)
-                await websocket.send_denial_response(self._page())
-                return
-            self._took(index, instance)
-            await websocket.accept(subprotocol=upstream.subprotocol)
-            await _bridge(websocket, upstream)
-            return
+            finally:
+                upstream.inflight -= 1
         log.warning("%s: no instance answers the websocket upgrade", self.name)
         await websocket.send_denial_response(self._page())
+
+    async def _bridge_to(
+        self, websocket: WebSocket, upstream: Upstream, path: str, headers: dict[str, str]
+    ) -> None:
+        """The upgrade through `upstream`, bridged until one side closes; ConnectionRefusedError if
+        it does not listen (the caller tries the next one)."""
+        try:
+            connection = await connect(
+                f"ws://127.0.0.1:{upstream.port}{path}",
+                additional_headers=headers,
+                subprotocols=websocket.scope.get("subprotocols") or None,  # type: ignore[arg-type]
+                open_timeout=10,
+                max_size=None,
+            )
+        except InvalidStatus as exc:
+            self._took(upstream)
+            await websocket.send_denial_response(_denial(exc))
+            return
+        except ConnectionRefusedError:
+            raise
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("%s: websocket upstream %s unavailable: %s", self.name, upstream.name, exc)
+            await websocket.send_denial_response(self._page())
+            return
+        self._took(upstream)
+        await websocket.accept(subprotocol=connection.subprotocol)
+        await _bridge(websocket, connection)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -185,13 +260,15 @@ def _denial(exc: InvalidStatus) -> Response:
     )
 
 
-async def _relay(response: httpx.Response):  # type: ignore[no-untyped-def]
+async def _relay(response: httpx.Response, upstream: Upstream):  # type: ignore[no-untyped-def]
+    """The upstream's body to the caller; the request counts as open on `upstream` until it ends."""
     try:
         async for chunk in response.aiter_raw():
             yield chunk
     except httpx.TransportError:
         log.warning("upstream dropped the response body")
     finally:
+        upstream.inflight -= 1
         await response.aclose()
 
 

@@ -109,23 +109,22 @@ class ReplicaHandle:
         raise ReplicaError(f"replica did not start in time:\n{_tail(run_dir / 'daemon.log')}")
 
     def _wait_serving(self, deadline: float) -> None:
-        paths = [
-            (f"{name}_url", "/health")
-            for name in ("auth", "backend")
-            if self.state.get(f"{name}_ready_expected")
-        ]
+        """Until every service the scenario expects healthy answers /health 200: through its front
+        door, except a backend behind a door in outage (it never answers there): then an instance
+        of it, on its own port."""
+        urls = {}
+        if self.state.get("auth_ready_expected"):
+            urls["auth_url"] = [self.state["auth_url"]]
+        if self.state.get("backend_ready_expected"):
+            instances = [f"http://127.0.0.1:{port}" for port in self.state["backend_instance_ports"].values()]
+            urls["backend_url"] = instances if self.state.get("gateway_outage") else [self.backend_url]
         with httpx.Client(timeout=2) as client:
-            for key, path in paths:
-                while True:
-                    try:
-                        if client.get(self.state[key] + path).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
+            for key, bases in urls.items():
+                while not any(_healthy(client, base + "/health") for base in bases):
                     if time.monotonic() > deadline:
                         self.stop()
                         raise ReplicaError(
-                            f"{key}{path} not healthy in time:\n{_tail(self.run_dir / 'backend.log')}"
+                            f"{key}/health not healthy in time:\n{_tail(self.run_dir / 'backend.log')}"
                         )
                     time.sleep(0.05)
 
@@ -176,15 +175,31 @@ class ReplicaHandle:
     def status(self) -> dict[str, Any]:
         return self._control("GET", "/status")
 
-    def fix(self) -> dict[str, Any]:
-        return self._control("POST", "/fix")
+    def fix(self, at: float | None = None, rollout_startups: int = 0) -> dict[str, Any]:
+        """The infrastructure fix: now, or at `at` (epoch seconds); then, with `rollout_startups`, new
+        revisions rolled out until that many startups have finished since the fix."""
+        body: dict[str, Any] = {"rollout_startups": rollout_startups}
+        if at is not None:
+            body["at"] = at
+        return self._control("POST", "/fix", body)
 
-    def set_fault(self, db: str | None = None, gateway_error_rate: float | None = None) -> dict[str, Any]:
+    def rollout(self, service: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Start rolling out a new revision (with `service` overrides: another build); its record."""
+        return dict(self._control("POST", "/rollout", {"service": dict(service or {})})["rollout"])
+
+    def set_fault(
+        self,
+        db: str | None = None,
+        gateway_error_rate: float | None = None,
+        gateway_outage: bool | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if db is not None:
             body["db"] = db
         if gateway_error_rate is not None:
             body["gateway_error_rate"] = gateway_error_rate
+        if gateway_outage is not None:
+            body["gateway_outage"] = gateway_outage
         return self._control("POST", "/fault", body)
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -202,6 +217,13 @@ class ReplicaHandle:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # the daemon's session: services it spawned
         (self.run_dir / "state.json").unlink(missing_ok=True)
+
+
+def _healthy(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _end(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:

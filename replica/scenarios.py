@@ -15,6 +15,7 @@ class Scenario:
     service: dict[str, Any] = field(default_factory=dict)  # ServiceConfig overrides
     db_fault: Fault = field(default_factory=Fault)
     gateway_error_rate: float = 0.0
+    gateway_outage: bool = False  # the front door answers its 503 page to every request and upgrade
     pg_max_connections: int = 40
     hog_connections: bool = False  # fill every free PostgreSQL slot once the backend is up
     backend_ready_expected: bool = True  # whether `up` waits for the backend's health
@@ -36,6 +37,23 @@ SCENARIOS: dict[str, Scenario] = {
             service={"db_timeout_s": 2.0},
             db_fault=Fault("hang"),
             backend_ready_expected=False,
+        ),
+        Scenario(
+            "bad-deploy",
+            "A bad deploy: the backend's startup fails in its SERVICES phase (ImportError: cannot import "
+            "name 'AgentRegistry'), exit code 3, crash loop; the database is fine, the front door answers "
+            "its 503 HTML page, auth stays healthy. `fix` (an infrastructure fix) does not clear it: a new "
+            "deploy does (`rollout --set broken_import=`).",
+            service={"broken_import": "netra_backend.app.agents.registry:AgentRegistry"},
+            backend_ready_expected=False,
+        ),
+        Scenario(
+            "gateway-outage",
+            "A load balancer / ingress outage: every backend instance starts and serves (startups succeed "
+            "in the logs), but the front door answers its 503 HTML page to every backend request and "
+            "WebSocket upgrade; auth stays healthy. `fix` clears it.",
+            gateway_outage=True,
+            backend_instances=2,
         ),
         Scenario(
             "slow-start",

@@ -178,7 +178,11 @@ async def _cache(rt: BackendResources) -> None:
 
 
 async def _services(rt: BackendResources) -> None:
-    """Agent registry: the agents a chat message can be routed to."""
+    """Agent registry: the agents a chat message can be routed to. A bad deploy (`broken_import`)
+    fails here, as a build whose agent registry lost a name does: with the ImportError Python raises."""
+    if rt.config.broken_import:
+        module, _, name = rt.config.broken_import.partition(":")
+        raise ImportError(f"cannot import name {name!r} from {module!r}", name=module)
     rt.services["agents"] = {agent.AGENT_NAME: agent.run_agent}
     smd.info("Total Services: 5")
     smd.info("  [U+2713] Step 12: Agent supervisor created with bridge")

@@ -539,6 +539,7 @@ class TestCliFaults:
         assert cli_status(cli_replica.run_dir)["faults"] == {
             "db": {"kind": "none", "latency_ms": 0},
             "gateway_error_rate": 0.0,
+            "gateway_outage": False,
         }
 
 
