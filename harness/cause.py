@@ -86,10 +86,12 @@ def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWi
     """The issue's outside signature held against the backend's startups in the window."""
     seen = f"the failures match {issue.id}'s outside signature ({confirmation.outside})"
     if window.summary is None:
+        why = window.unmeasured or "no record"
         return Cause(
             issue.id,
             "unconfirmed",
-            f"{seen}; not confirmed: {window.unmeasured}; to confirm, {confirmation.how}",
+            f"{seen}; not confirmed: {why}; to confirm, {confirmation.how}",
+            f"{seen}; not confirmed: {_first_clause(why)}; to confirm, {confirmation.how}",
         )
     records = list(window.summary.records)
     failed = [r for r in records if r.outcome == "failed"]
@@ -120,12 +122,16 @@ def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWi
             "gateway",
         )
     stopped = f"; {len(records)} still starting (last phase {records[-1].last_phase})" if records else ""
-    return Cause(
-        issue.id,
-        "unconfirmed",
+    detail = (
         f"{seen}; not confirmed: no finished startup in the record between {_when(window)}{stopped}; to "
-        "confirm, read a longer window (E2E_CAUSE_LOOKBACK_S) once the backend has restarted",
+        "confirm, read a longer window (E2E_CAUSE_LOOKBACK_S) once the backend has restarted"
     )
+    return Cause(issue.id, "unconfirmed", detail, detail)
+
+
+def _first_clause(reason: str) -> str:
+    """A reason's first clause ("gcloud is not installed (...)"), without the advice after its colon."""
+    return reason.split(": ", 1)[0]
 
 
 def _dies_as(record: StartupRecord, confirmation: Confirmation) -> bool:

@@ -63,7 +63,7 @@ def render(verdict: dict[str, Any]) -> str:
     lines = [
         f"## Staging validation: {outcome} (exit {verdict.get('exit_status', '?')})",
         "",
-        f"**{_cell(verdict.get('headline') or verdict.get('diagnosis'))}**",
+        f"**{first_line(str(verdict.get('headline') or verdict.get('diagnosis')))}**",
     ]
     if verdict.get("outcome") == "error":  # a usage error: nothing was tested, nothing to judge
         return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ def headline(verdict: Verdict, pytest_exit: int) -> str:
         issue = known_issues.get(diagnosis.known_issue)
         text = issue.headline if issue else "a catalogued issue explains every failure"
         if cause and cause.known_issue == diagnosis.known_issue and cause.status == "unconfirmed":
-            return f"KNOWN ISSUE {diagnosis.known_issue}, unconfirmed: {cause.evidence}"
+            return f"KNOWN ISSUE {diagnosis.known_issue}, unconfirmed: {cause.detail}"
         if cause and cause.known_issue == diagnosis.known_issue:
             return f"KNOWN ISSUE {diagnosis.known_issue}, confirmed by {cause.by} ({cause.detail}): {text}"
         return f"KNOWN ISSUE {diagnosis.known_issue}: {text}"

@@ -93,7 +93,10 @@ def test_an_unreadable_record_leaves_1278_unconfirmed_saying_why_and_how() -> No
     cause = weigh([Failure()], lambda: UNREADABLE)
     assert cause is not None and cause.status == "unconfirmed"
     assert "outside signature" in cause.evidence and "gcloud is not installed" in cause.evidence
-    assert "roles/logging.viewer" in cause.evidence
+    assert "roles/logging.viewer" in cause.evidence and cause.detail.endswith(
+        "not confirmed: gcloud is not installed (...); to confirm, read the backend's startup record: "
+        "E2E_STARTUP_EVIDENCE=gcloud, gcloud authenticated with roles/logging.viewer (docs/known-issues.md)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,9 +165,8 @@ def test_a_bad_deploy_is_the_products_and_a_gateway_outage_the_infrastructures()
 
 
 def test_an_unconfirmed_headline_never_states_the_blame_as_fact() -> None:
-    cause = Cause(
-        "issue-1278", "unconfirmed", "the failures match issue-1278's outside signature (...); not confirmed"
-    )
+    said = "the failures match issue-1278's outside signature (...); not confirmed: gcloud is not installed"
+    cause = Cause("issue-1278", "unconfirmed", said, said)
     line = headline(_verdict(cause, "issue-1278"), 1)
     assert (
         line.startswith("KNOWN ISSUE issue-1278, unconfirmed: the failures match") and "Cloud SQL" not in line
