@@ -198,7 +198,7 @@ const checkAttempts = async (page, url) => {
     record("attempts", null, "no broken or failed test retried in this run: nothing to look at");
     return;
   }
-  await page.goto(url);
+  await page.goto(url, { waitUntil: "networkidle" }); // every widget's data fetched
   await page.getByTestId("search-input").fill(target.name);
   const leaf = page.getByTestId("tree-leaf-title").filter({ hasText: target.name }).first();
   await leaf.click();
@@ -229,10 +229,12 @@ const checkAttempts = async (page, url) => {
 };
 
 const checkQualityGate = async (page, url) => {
-  await page.goto(url);
+  await page.goto(url, { waitUntil: "networkidle" }); // every widget's data fetched
+  await page.getByTestId("report-title").waitFor();
   const expectedStatus = gate === 0 ? "passed" : "failed";
   const header = page.getByTestId("report-header");
   const badges = header.locator("[data-testid^='test-result-status-']");
+  await badges.first().waitFor({ timeout: 5000 }).catch(() => {}); // absent when no gate ran: a failure
   const badge = (await badges.count()) ? await badges.first().getAttribute("data-testid") : "no status";
   const date = (await page.getByTestId("report-data").innerText()).trim();
   const headerOk = badge === `test-result-status-${expectedStatus}` && date.includes(`exit code ${gate}`);
@@ -262,7 +264,7 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   const origin = new URL(url).origin;
   await page.route((target) => target.origin !== origin, (route) => route.abort()); // analytics, fonts: off
-  await page.goto(url);
+  await page.goto(url, { waitUntil: "networkidle" }); // every widget's data fetched
   await page.getByTestId("report-title").waitFor();
   await page.getByTestId("metadata-item-total").waitFor();
   const tree = "[data-testid='tree-leaf'], [data-testid='tree-section-title'], [data-testid='tree-arrow']";
