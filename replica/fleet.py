@@ -208,7 +208,8 @@ class BackendFleet:
         return None
 
     async def _until_ready(self, instance: ProcessSupervisor) -> str | None:
-        """None once `instance` answers /health 200 on its port; else why not (exited, too slow)."""
+        """None once `instance` passed its startup probe (as Cloud Run's) and answers /health 200 on its
+        port; else why not (exited, too slow)."""
         url = f"http://127.0.0.1:{self._port(instance)}/health"
         deadline = time.monotonic() + READY_TIMEOUT_S
         async with httpx.AsyncClient(timeout=2) as client:
@@ -216,7 +217,7 @@ class BackendFleet:
                 if instance.exits:
                     return f"exited with {instance.exits[0].code} before serving"
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(url)).status_code == 200:
+                    if instance.serving and (await client.get(url)).status_code == 200:
                         return None
                 await asyncio.sleep(0.05)
         return f"did not serve /health within {READY_TIMEOUT_S:g}s"

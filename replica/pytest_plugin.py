@@ -2,6 +2,13 @@
 replica of staging, hands its targets to the harness (`pytest_e2e_provide_targets`), schedules the
 local "fix" of the verify-fix story, and stops everything when the run ends.
 
+The fix is the replica's own: at the scheduled time the daemon clears its faults, then rolls out new
+revisions (every instance replaced, one at a time, without dropping a caller) until the startups that
+followed the fix are as many as the startup gate needs (`E2E_SLO_MIN_STARTUPS`), as Cloud Run would
+start new instances after a fix is deployed. Before the gates read the record,
+`pytest_e2e_await_startups` waits until they are all in it (in whichever process, xdist worker or not,
+runs the gates: it finds the replica from the settings' `file:<run dir>/cloud-logging.json`).
+
 The root conftest loads it only for E2E_ENV=local; the harness never imports the replica. Its knobs
 are the replica's own (not the suite's settings): REPLICA_SCENARIO, REPLICA_PROFILE,
 REPLICA_INSTANCES, E2E_LOCAL_FIX_AFTER_S (seconds, or `never`), E2E_KEEP_REPLICA.
@@ -13,7 +20,7 @@ import dataclasses
 import os
 import secrets
 import shutil
-import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from replica.cloud_logging import finished_startups, read_entries
 from replica.handle import ReplicaError, ReplicaHandle
 
 if TYPE_CHECKING:
@@ -90,12 +98,13 @@ class LocalReplica:
         self.handle = handle
         self.choice = choice
 
-    def schedule_fix(self, after_s: float) -> datetime:
-        """Clear the replica's faults after `after_s`; return when: the start of the post-fix window."""
-        timer = threading.Timer(after_s, self.handle.fix)
-        timer.daemon = True
-        timer.start()
-        return datetime.now(UTC) + timedelta(seconds=after_s)
+    def schedule_fix(self, after_s: float, startups: int) -> datetime:
+        """The replica clears its faults `after_s` from now, then rolls out new revisions until
+        `startups` startups have finished since; return when: the start of the post-fix window (the
+        daemon fixes at that very time, so no startup of the broken time begins inside the window)."""
+        at = datetime.now(UTC) + timedelta(seconds=after_s)
+        self.handle.fix(at=at.timestamp(), rollout_startups=startups)
+        return at
 
     def header(self) -> str:
         choice = self.choice
@@ -137,13 +146,43 @@ def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Set
         shutil.rmtree(run_dir, ignore_errors=True)
         raise pytest.UsageError(f"the local replica did not start: {exc}") from None
     replica = config.stash[REPLICA_KEY] = LocalReplica(handle, choice)
-    since = started if choice.fix_after_s is None else replica.schedule_fix(choice.fix_after_s)
+    if choice.fix_after_s is None:
+        since = started
+    else:
+        since = replica.schedule_fix(choice.fix_after_s, settings.verify.min_startups)
     local = settings.with_targets(handle.backend_url, handle.auth_url, handle.ws_url)
     startup = settings.startup
     logs = handle.state.get("cloud_logging_path")
     if startup.source is None and logs:  # the replica writes its startups as Cloud Logging returns them
         startup = dataclasses.replace(startup, source=f"file:{logs}", since=startup.since or since)
     return dataclasses.replace(local, oauth_simulation_key=key, jwt_secret=jwt_secret, startup=startup)
+
+
+STARTUP_POLL_S = 0.25
+
+
+@pytest.hookimpl
+def pytest_e2e_await_startups(config: pytest.Config, minimum: int, timeout_s: float) -> None:
+    """Return once the replica's record holds at least `minimum` finished startups (ok or failed)
+    since the fix, or `timeout_s` has passed (the gate then says how many were missing).
+
+    Works from the settings alone, as an xdist worker has them (the plugin there started nothing):
+    `startup.source` is `file:<run dir>/cloud-logging.json` and `startup.since` the fix. A record that
+    is no running replica's (a file of the user's, a replica already gone) is read as it is."""
+    from harness.pytest_plugin import suite_of
+
+    evidence = suite_of(config).settings.startup
+    if not (evidence.source or "").startswith("file:"):
+        return
+    path = Path((evidence.source or "").removeprefix("file:"))
+    try:
+        ReplicaHandle.attach(path.parent)
+    except ReplicaError:
+        return
+    since = evidence.since or datetime.now(UTC) - timedelta(seconds=evidence.window_s)
+    deadline = time.monotonic() + timeout_s
+    while finished_startups(read_entries(path), since) < minimum and time.monotonic() < deadline:
+        time.sleep(STARTUP_POLL_S)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
