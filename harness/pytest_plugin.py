@@ -43,6 +43,7 @@ SUITE_DIR = ROOT / "tests" / "e2e_staging"
 PROPERTY = "e2e"
 SUITE_KEY = pytest.StashKey["SuiteRun"]()
 RECORD_KEY = pytest.StashKey[record.TestRecord]()
+USAGE_KEY = pytest.StashKey[str]()
 # Suites that run only when a marker expression selects them: the one default selection.
 OPT_IN_MARKERS = ("issue_1278", "verify_fix")
 # The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
@@ -114,8 +115,11 @@ def _checked_usage(config: pytest.Config) -> Settings:
 
 
 def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
-    """A usage error, written to the verdict first (outcome `error`, exit 4, no diagnosis)."""
-    write_usage_verdict(Path(config.getoption("verdict")), message)
+    """A usage error, written to the verdict first (outcome `error`, exit 4, no diagnosis): raised
+    before the session starts, nothing else writes one; raised later, the run's verdict says it too."""
+    config.stash[USAGE_KEY] = message
+    if is_suite_run(config):
+        write_usage_verdict(Path(config.getoption("verdict")), message)
     return pytest.UsageError(message)
 
 
@@ -180,9 +184,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name, valid in MARKER_ARGUMENTS.items():
             for mark in item.iter_markers(name):
                 if len(mark.args) != 1 or mark.args[0] not in valid:
-                    raise pytest.UsageError(
+                    raise usage_error(
+                        config,
                         f"{item.nodeid}: @pytest.mark.{name}{mark.args!r} names no known {name} argument; "
-                        f"valid: {', '.join(sorted(valid))}"
+                        f"valid: {', '.join(sorted(valid))}",
                     )
     if is_suite_run(config):
         return
@@ -386,6 +391,7 @@ class SuiteRun:
             verify=bool(tests) and all("verify_fix" in t.markers for t in tests),
             measurements=self.measurements,
             cause=cause,
+            usage_error=self.config.stash.get(USAGE_KEY, None),
         )
         self.pytest_exit = int(exitstatus)
         session.exitstatus = self.verdict.exit_status(self.pytest_exit)
@@ -427,8 +433,8 @@ class SuiteRun:
     def _print_box(self) -> None:
         """The verdict's box, the last thing a person reads (after pytest's own counts)."""
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.is_worker or self.verdict is None or terminal is None:
-            return
+        if self.is_worker or self.verdict is None or terminal is None or self.verdict.usage_error:
+            return  # a usage error is pytest's to print, plainly: there is no verdict to box
         for line in render_summary(self.verdict, self.pytest_exit, self.config.getoption("verdict")):
             terminal.write_line(line)
 

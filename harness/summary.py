@@ -13,7 +13,7 @@ from harness.cause import Cause
 from harness.coverage import Coverage
 from harness.gates import Gate
 from harness.taxonomy import Category
-from harness.verdict import FailureGroup, TestResult, Verdict
+from harness.verdict import EXIT_NO_TESTS, FailureGroup, TestResult, Verdict
 
 WIDTH = 100
 # A message's first line, cut for a terminal or a job summary.
@@ -25,6 +25,12 @@ def headline(verdict: Verdict, pytest_exit: int) -> str:
     outcome = verdict.outcome(pytest_exit)
     diagnosis = verdict.diagnosis
     cov = verdict.coverage
+    if outcome == "error":
+        if verdict.usage_error:
+            return f"USAGE ERROR: {verdict.usage_error}"
+        if pytest_exit == EXIT_NO_TESTS:
+            return "NO TESTS RAN: the selection (MARKERS / -m, -k) matched no test of the suite; nothing verified"
+        return "USAGE ERROR: pytest refused the run (its message is above); nothing verified"
     if verdict.verify:
         return _fix_headline(verdict.gates, verdict.fix_verdict)
     cause = verdict.cause
@@ -129,7 +135,8 @@ def render_summary(verdict: Verdict, pytest_exit: int, verdict_path: str) -> lis
     lines = [
         "",
         "=" * WIDTH,
-        f"DIAGNOSIS {headline(verdict, pytest_exit)}",
+        # a run that tested nothing has no diagnosis: its line says why, nothing more
+        ("" if verdict.outcome(pytest_exit) == "error" else "DIAGNOSIS ") + headline(verdict, pytest_exit),
         (
             f"outcome {verdict.outcome(pytest_exit).upper()} (exit {verdict.exit_status(pytest_exit)}) | "
             f"{counts['passed']} passed, {counts['failed']} failed, {counts['broken']} broken, "

@@ -8,7 +8,7 @@ reports/verdict.json is a contract (schema below in the README). Outcomes and ex
 | `failed`       | 1    | a test failed (or pytest's own status: 2 interrupted, 4 usage error, 5 no tests) |
 | `incomplete`   | 6    | nothing failed, but a selected golden-path step could not run (e.g. no bypass key) |
 | `inconclusive` | 7    | verify-fix: no gate failed, but some could not be measured                   |
-| `error`        | 4    | a usage error (a bad setting, an unknown marker): no verdict on staging      |
+| `error`        | 4, 5 | a usage error (a bad setting, an unknown marker), or no test selected: no verdict on staging |
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ EXIT_INCONCLUSIVE = 7
 TestStatus = Literal["passed", "failed", "broken", "skipped"]
 RunOutcome = Literal["passed", "failed", "incomplete", "inconclusive", "error"]
 EXIT_USAGE = 4
+EXIT_NO_TESTS = 5
 _FIX_OUTCOMES: dict[str, RunOutcome] = {
     "FIXED": "passed",
     "NOT FIXED": "failed",
@@ -103,6 +104,7 @@ class Verdict:
     verify: bool = False  # a post-fix verification run: the gates decide
     measurements: dict[str, Any] = field(default_factory=dict)
     cause: Cause | None = None  # a known issue weighed against the platform's own record
+    usage_error: str | None = None  # what stopped the run before it tested anything
 
     @property
     def counts(self) -> dict[str, int]:
@@ -146,6 +148,8 @@ class Verdict:
         return fix_verdict_of(self.gates) if self.verify else None
 
     def outcome(self, pytest_exit: int) -> RunOutcome:
+        if pytest_exit in (EXIT_USAGE, EXIT_NO_TESTS) and not self.tests:
+            return "error"  # nothing was tested: no verdict on staging
         if self.verify and pytest_exit in (0, 1):
             return _FIX_OUTCOMES[fix_verdict_of(self.gates)]
         if pytest_exit != 0:
@@ -173,7 +177,7 @@ class Verdict:
             "duration_s": round(self.duration_s, 3),
             "outcome": self.outcome(pytest_exit),
             "exit_status": self.exit_status(pytest_exit),
-            "diagnosis": diagnosis.kind,
+            "diagnosis": None if self.outcome(pytest_exit) == "error" else diagnosis.kind,
             "known_issue": diagnosis.known_issue,
             "cause": self.cause.to_dict() if self.cause else None,
             "headline": headline,
