@@ -35,6 +35,7 @@ FIX_STARTUPS = 7  # more than the three instances' own restarts could give: roll
 FIX_BOUND_S = 40.0
 SLOW_AGENT = {"agent_step_delay_s": "0.3"}  # a chat lasts ~1.5 s: drains find sockets open
 QUESTION = "During a rollout, what is 6 x 7?"
+STOPPED = "Container terminated on signal 15."  # the platform's line for an instance it stopped
 
 
 def rollout_record(handle: ReplicaHandle, revision: str) -> dict[str, Any]:
@@ -74,8 +75,15 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
             samples.append({**status["doors"]["backend"], "serving": status["backend"]["serving_instances"]})
             time.sleep(0.05)
         assert record is not None, f"rollout of {revision} not finished in {ROLLOUT_BOUND_S}s"
-        _, _ = poll_until(lambda: len(startups(handle.cloud_logging())) >= 6, 10.0)
-        yield Watched(handle, first, record, samples, startups(handle.cloud_logging()))
+
+        def logged() -> list[Startup] | None:
+            """Six startups, and the three old instances' ends (written a moment after they exit)."""
+            found = startups(handle.cloud_logging())
+            ended = [s for s in found if s.has(STOPPED)]
+            return found if len(found) >= 6 and len(ended) >= 3 else None
+
+        found, _ = poll_until(logged, 10.0)
+        yield Watched(handle, first, record, samples, found or startups(handle.cloud_logging()))
 
 
 def revision_of(startup: Startup) -> str:
@@ -121,7 +129,7 @@ class TestRollout:
     def test_the_old_instances_are_stopped_after_their_successors_serve(self, watched: Watched) -> None:
         old = [s for s in watched.startups if revision_of(s) == watched.first_revision]
         assert len(old) == 3 and all(s.outcome == "ok" for s in old)
-        assert all(s.has("Container terminated on signal 15.") for s in old), [s.texts[-3:] for s in old]
+        assert all(s.has(STOPPED) for s in old), [s.texts[-3:] for s in old]
 
 
 # --- callers during a rollout ----------------------------------------------------------------------------
