@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import known_issues
+from harness.cause import Cause
 from harness.redact import redact, redact_data
 from harness.taxonomy import Category
 from harness.text import first_line
@@ -31,18 +32,21 @@ REPORT_NAME = "Staging validation"
 StepStatus = Literal["passed", "failed", "broken"]
 
 
-def categories() -> list[dict[str, Any]]:
+def categories(cause: Cause | None = None) -> list[dict[str, Any]]:
     """Allure categories: each catalogued known issue first (the first match wins), then the taxonomy.
 
+    The run's cause weighs them as everywhere else: an issue its record ruled out gets no category
+    (its failures fall to their taxonomy category), an unconfirmed one says so in its name.
     Regexes avoid inline flags: Allure 2 (Java) and Allure 3 (JavaScript) both read them.
     """
     rows: list[dict[str, Any]] = [
         {
-            "name": issue.allure_category,
+            "name": issue.allure_category + _strength(issue.id, cause),
             "matchedStatuses": ["broken", "failed"],
             "messageRegex": rf"[\s\S]*{re.escape(issue.mark)}[\s\S]*",
         }
         for issue in known_issues.load()
+        if not (cause and cause.known_issue == issue.id and cause.status == "ruled_out")
     ]
     for category in Category:
         rows.append(
@@ -58,9 +62,19 @@ def categories() -> list[dict[str, Any]]:
     return rows
 
 
-def write_launch_files(results_dir: Path, environment: dict[str, str], executor: dict[str, Any]) -> None:
+def _strength(issue_id: str, cause: Cause | None) -> str:
+    return (
+        " (unconfirmed: outside signature only)"
+        if cause and cause.known_issue == issue_id and cause.status == "unconfirmed"
+        else ""
+    )
+
+
+def write_launch_files(
+    results_dir: Path, environment: dict[str, str], executor: dict[str, Any], cause: Cause | None = None
+) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "categories.json").write_text(json.dumps(categories(), indent=2))
+    (results_dir / "categories.json").write_text(json.dumps(categories(cause), indent=2))
     lines = [f"{key}={_escape(value)}" for key, value in sorted(environment.items())]
     (results_dir / "environment.properties").write_text("\n".join(lines) + "\n")
     (results_dir / "executor.json").write_text(json.dumps(executor, indent=2))

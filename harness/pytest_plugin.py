@@ -404,7 +404,9 @@ class SuiteRun:
                 **{f"target.{k}": v or "" for k, v in self.settings.targets.items()},
                 "python": sys.version.split()[0],
             }
-            allure_files.write_launch_files(Path(results_dir), environment, allure_files.executor_info())
+            allure_files.write_launch_files(
+                Path(results_dir), environment, allure_files.executor_info(), self.verdict.cause
+            )
             verdict = self.verdict.to_json(self.pytest_exit, headline(self.verdict, self.pytest_exit))
             allure_files.write_first_page(Path(results_dir), verdict)  # the headline on the first page
             allure_files.mark_flaky_results(Path(results_dir))

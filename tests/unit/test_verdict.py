@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.allure_files import categories, mark_flaky_results
+from harness.cause import Cause
 from harness.job_summary import render
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
@@ -360,6 +361,13 @@ def test_allure_categories_put_every_known_issue_first_and_cover_every_code_once
         "Known issue staging-ws-auth"
     )
     assert all(sum(n.startswith(f"{code.value} ") for n in names) == 1 for code in Category)
+
+
+def test_allure_categories_weigh_the_cause_like_the_verdict() -> None:
+    ruled_out = Cause("issue-1278", "ruled_out", "x", "x", "bad_deploy")
+    unconfirmed = Cause("issue-1278", "unconfirmed", "x", "x")
+    assert not any("issue-1278" in c["name"] for c in categories(ruled_out))
+    assert categories(unconfirmed)[0]["name"].endswith("(unconfirmed: outside signature only)")
 
 
 def test_flaky_tag_becomes_allure_flaky_status(tmp_path: Path) -> None:
