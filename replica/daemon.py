@@ -8,7 +8,8 @@ the instances with ones of a new revision, one at a time (replica/fleet.py).
 
 The control API (`control_url` in the state file; `python -m replica status|fix|fault|rollout`):
 GET /status, POST /fault, POST /fix (optionally at a given time, then rollouts until enough startups
-have finished since), POST /rollout, POST /stop.
+have finished since), POST /rollout, POST /startups (rollouts until enough startups have finished
+since a time), POST /stop.
 
 `REPLICA_FAIL_START_AFTER=postgres|services|doors` makes the start fail on purpose right after that
 step (a test's way to prove that a failed start leaves nothing behind); it is never set otherwise.
@@ -92,7 +93,9 @@ class ReplicaDaemon:
         self.started_at = time.time()
         self.cloud_logging = CloudLogging(run_dir / CLOUD_LOGGING_FILE)
         self.fault_after_ready_applied = False
-        self.fix_record: dict[str, Any] | None = None  # the last fix asked for: when, applied, rollouts
+        self.fix_record: dict[str, Any] | None = None  # the last fix asked for: when, whether applied
+        # Startups asked for (by a fix, or by the suite for its evidence): how many, since when, done
+        self.startup_target: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -311,6 +314,12 @@ class ReplicaDaemon:
             await self.schedule_fix(body.get("at"), int(body.get("rollout_startups") or 0))
             return JSONResponse(self.status())
 
+        async def startups(request: Request) -> JSONResponse:
+            """Body `startups`, `since` (epoch seconds): roll out until that many have finished since."""
+            body = await request.json()
+            self.gather_startups(int(body["startups"]), float(body["since"]))
+            return JSONResponse(self.status())
+
         async def rollout(request: Request) -> JSONResponse:
             """A new revision, every instance replaced one at a time; body `service`: config overrides
             (a deploy of another build, e.g. one that fixes a bad deploy)."""
@@ -328,6 +337,7 @@ class ReplicaDaemon:
                 Route("/fault", fault, methods=["POST"]),
                 Route("/fix", fix, methods=["POST"]),
                 Route("/rollout", rollout, methods=["POST"]),
+                Route("/startups", startups, methods=["POST"]),
                 Route("/stop", stop, methods=["POST"]),
             ]
         )
@@ -338,28 +348,42 @@ class ReplicaDaemon:
         lets the suite's startup window begin exactly at the fix (no startup of the broken time
         slips in after the window's start)."""
         when = time.time() if at is None else float(at)
-        record: dict[str, Any] = {"at": when, "applied": False, "rollout_startups": rollout_startups}
+        record: dict[str, Any] = {"at": when, "applied": False}
         self.fix_record = record
 
         async def apply() -> None:
             await self.proxy.set_fault(Fault())
             self.gateway.clear()
             record["applied"] = True
-            log.info(
-                "fix applied%s", f"; rollouts until {rollout_startups} startups" if rollout_startups else ""
-            )
+            log.info("fix applied")
 
         async def later() -> None:
             await asyncio.sleep(when - time.time())
             await apply()
-            await self.fleet.rollouts_until(rollout_startups, since=when)
 
+        if rollout_startups:
+            self.startup_target = {"startups": rollout_startups, "since": when, "after": "fix", "done": False}
         if when > time.time():
             self.tasks.append(asyncio.create_task(later()))
-            return
-        await apply()
+        else:
+            await apply()
         if rollout_startups:
-            self.tasks.append(asyncio.create_task(self.fleet.rollouts_until(rollout_startups, since=when)))
+            self.tasks.append(asyncio.create_task(self._gather_startups(self.startup_target, record)))
+
+    def gather_startups(self, startups: int, since: float) -> None:
+        """Rollouts until `startups` startups that began at or after `since` have finished: what a
+        suite asks for when its window holds too few (and no fix is gathering them already)."""
+        self.startup_target = {"startups": startups, "since": since, "after": "request", "done": False}
+        self.tasks.append(asyncio.create_task(self._gather_startups(self.startup_target, None)))
+
+    async def _gather_startups(self, target: dict[str, Any] | None, fix: dict[str, Any] | None) -> None:
+        assert target is not None
+        try:
+            while fix is not None and not fix["applied"]:  # rollouts begin with the fix, not before
+                await asyncio.sleep(0.05)
+            await self.fleet.rollouts_until(target["startups"], since=target["since"])
+        finally:
+            target["done"] = True
 
     def status(self) -> dict[str, Any]:
         after_ready = self.scenario.db_fault_after_ready
@@ -369,9 +393,9 @@ class ReplicaDaemon:
             "gateway_error_rate": self.gateway.error_rate,
             "gateway_outage": self.gateway.outage,
         }
-        fix = self.fix_record and {
-            **self.fix_record,
-            "startups_finished_since": self.cloud_logging.finished_startups(self.fix_record["at"]),
+        target = self.startup_target and {
+            **self.startup_target,
+            "finished": self.cloud_logging.finished_startups(self.startup_target["since"]),
         }
         return {
             "scenario": self.scenario.name,
@@ -381,7 +405,8 @@ class ReplicaDaemon:
             "db_fault_after_ready": None
             if after_ready is None
             else {"fault": after_ready.to_dict(), "applied": self.fault_after_ready_applied},
-            "fix": fix,
+            "fix": self.fix_record,
+            "startup_target": target,
             "backend": backend,
             "auth": self.auth.status(),
             "doors": {"backend": self.fleet.door.status(), "auth": self.auth_door.status()},

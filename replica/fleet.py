@@ -267,4 +267,5 @@ class BackendFleet:
             "revision": self.revision,
             "rollouts": [r.to_dict() for r in self.rollouts[-5:]],
             "retired_instances": len(self.retired),
+            "startups_in_progress": self.cloud_logging.pending_startups(0.0),
         }

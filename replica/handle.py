@@ -183,6 +183,10 @@ class ReplicaHandle:
             body["at"] = at
         return self._control("POST", "/fix", body)
 
+    def gather_startups(self, startups: int, since: float) -> dict[str, Any]:
+        """Rollouts until `startups` startups that began at or after `since` (epoch) have finished."""
+        return self._control("POST", "/startups", {"startups": startups, "since": since})
+
     def rollout(self, service: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Start rolling out a new revision (with `service` overrides: another build); its record."""
         return dict(self._control("POST", "/rollout", {"service": dict(service or {})})["rollout"])

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -164,25 +164,54 @@ STARTUP_POLL_S = 0.25
 @pytest.hookimpl
 def pytest_e2e_await_startups(config: pytest.Config, minimum: int, timeout_s: float) -> None:
     """Return once the replica's record holds at least `minimum` finished startups (ok or failed)
-    since the fix, or `timeout_s` has passed (the gate then says how many were missing).
+    since the fix (or the window's start), or `timeout_s` has passed, or no more can come (the gate
+    then says how many were missing).
 
     Works from the settings alone, as an xdist worker has them (the plugin there started nothing):
     `startup.source` is `file:<run dir>/cloud-logging.json` and `startup.since` the fix. A record that
-    is no running replica's (a file of the user's, a replica already gone) is read as it is."""
+    is no running replica's (a file of the user's, a replica already gone) is read as it is. A replica
+    that was never fixed gathers none by itself: it is asked to roll out until the window has enough
+    (a slow database phase is still slow in every startup; a broken one still fails, its rollout too)."""
     from harness.pytest_plugin import suite_of
 
     evidence = suite_of(config).settings.startup
     if not (evidence.source or "").startswith("file:"):
         return
     path = Path((evidence.source or "").removeprefix("file:"))
-    try:
-        ReplicaHandle.attach(path.parent)
-    except ReplicaError:
-        return
     since = evidence.since or datetime.now(UTC) - timedelta(seconds=evidence.window_s)
     deadline = time.monotonic() + timeout_s
-    while finished_startups(read_entries(path), since) < minimum and time.monotonic() < deadline:
-        time.sleep(STARTUP_POLL_S)
+    try:
+        handle = ReplicaHandle.attach(path.parent)
+        if (
+            handle.status()["startup_target"] is None
+            and finished_startups(read_entries(path), since) < minimum
+        ):
+            handle.gather_startups(minimum, since.timestamp())
+        settled = False
+        while finished_startups(read_entries(path), since) < minimum and time.monotonic() < deadline:
+            if not _more_startups_coming(handle.status()):
+                if settled:  # nothing came since the last read, a flush of the record ago: done
+                    return
+                settled = True
+            else:
+                settled = False
+            time.sleep(STARTUP_POLL_S * 2)
+    except ReplicaError:
+        return
+
+
+def _more_startups_coming(status: dict[str, Any]) -> bool:
+    """Whether the replica may still add startups: a fix or rollouts under way, an instance starting
+    or waiting to restart, a startup not finished."""
+    backend = status["backend"]
+    target = status.get("startup_target") or {}
+    return bool(
+        (status.get("fix") and not status["fix"]["applied"])
+        or (target and not target["done"])
+        or any(r["state"] in ("pending", "rolling") for r in backend["rollouts"])
+        or any(not instance["serving"] for instance in backend["instances"])
+        or backend["startups_in_progress"]
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -208,9 +208,7 @@ def test_a_fix_rolls_out_until_enough_startups_have_finished_since(tmp_path: Pat
 
         def enough() -> Any:
             status = handle.status()
-            done = status["fix"]["applied"] and not any(
-                r["state"] in ("pending", "rolling") for r in status["backend"]["rollouts"]
-            )
+            done = status["fix"]["applied"] and status["startup_target"]["done"]
             records = parse_entries(handle.cloud_logging(), service=SERVICE_NAME)
             summary = summarize(records, since=fixed_at, until=datetime.now(UTC) + timedelta(seconds=1))
             return summary if done and summary.ok + summary.failed >= FIX_STARTUPS else None
@@ -220,5 +218,5 @@ def test_a_fix_rolls_out_until_enough_startups_have_finished_since(tmp_path: Pat
     print(f"fix with rollouts: {took:.1f}s, {summary.text() if summary else 'not enough'}; {status['fix']}")
     assert summary is not None, status["backend"]["rollouts"]
     assert summary.failed == 0 and summary.ok >= FIX_STARTUPS, summary.text()
-    assert status["fix"]["startups_finished_since"] >= FIX_STARTUPS
+    assert status["startup_target"]["finished"] >= FIX_STARTUPS
     assert len({r["revision"] for r in status["backend"]["rollouts"] if r["state"] == "done"}) >= 1
