@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -131,9 +131,6 @@ class BackendFleet:
         await self._roll(record, overrides)
         return record
 
-    def start_rollouts_until(self, minimum: int, since: float) -> None:
-        self._spawn(self.rollouts_until(minimum, since))
-
     async def rollouts_until(self, minimum: int, since: float) -> None:
         """Roll out new revisions, one after another, until at least `minimum` startups that began at or
         after `since` (epoch seconds) have finished, ok or failed; stop early if a rollout fails."""
@@ -222,7 +219,7 @@ class BackendFleet:
                 await asyncio.sleep(0.05)
         return f"did not serve /health within {READY_TIMEOUT_S:g}s"
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
