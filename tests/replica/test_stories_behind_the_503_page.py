@@ -103,18 +103,18 @@ def revision_of(entry: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class CrashLoop:
+class WatchedCrashLoop:
     handle: ReplicaHandle
     failed: list[Startup]  # failed startups, each ended by its exit entry
     backend: dict[str, Any]  # the backend's status then
 
 
-def watch_crash_loop(handle: ReplicaHandle) -> CrashLoop:
+def watch_crash_loop(handle: ReplicaHandle) -> WatchedCrashLoop:
     failed, elapsed = poll_until(lambda: failed_with_exit(handle), CRASH_LOOP_BOUND_S, interval_s=0.2)
     print(f"{handle.state['scenario']}: {len(failed or [])} failed startups logged after {elapsed:.1f}s")
     if not failed:
         pytest.fail(f"precondition: no crash loop in {CRASH_LOOP_BOUND_S}s: {handle.status()['summary']}")
-    return CrashLoop(handle, failed, handle.status()["backend"])
+    return WatchedCrashLoop(handle, failed, handle.status()["backend"])
 
 
 def assert_ends_like_the_real_backend(startup: Startup) -> None:
@@ -134,31 +134,33 @@ def assert_ends_like_the_real_backend(startup: Startup) -> None:
 
 
 @pytest.fixture(scope="class")
-def bad_deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashLoop]:
+def bad_deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchedCrashLoop]:
     with running(tmp_path_factory.mktemp("bad-deploy"), "bad-deploy", backoff_max_s=2.0) as handle:
         yield watch_crash_loop(handle)
 
 
 class TestBadDeploy:
-    def test_front_door_answers_its_503_page(self, bad_deploy: CrashLoop) -> None:
+    def test_front_door_answers_its_503_page(self, bad_deploy: WatchedCrashLoop) -> None:
         assert is_gateway_page(get(f"{bad_deploy.handle.backend_url}/health"))
 
-    def test_front_door_refuses_the_chat_upgrade_with_its_503_page(self, bad_deploy: CrashLoop) -> None:
+    def test_front_door_refuses_the_chat_upgrade_with_its_503_page(
+        self, bad_deploy: WatchedCrashLoop
+    ) -> None:
         refused = upgrade(bad_deploy.handle)
         assert is_gateway_refusal(refused), refused
 
-    def test_auth_stays_healthy(self, bad_deploy: CrashLoop) -> None:
+    def test_auth_stays_healthy(self, bad_deploy: WatchedCrashLoop) -> None:
         response = get(f"{bad_deploy.handle.auth_url}/health")
         assert (response.status_code, is_json(response)) == (200, True)
 
-    def test_the_backend_crash_loops_with_exit_code_3(self, bad_deploy: CrashLoop) -> None:
+    def test_the_backend_crash_loops_with_exit_code_3(self, bad_deploy: WatchedCrashLoop) -> None:
         backend = bad_deploy.backend
         assert STARTUP_FAILURE_EXIT_CODE in backend["exit_codes"] and backend["restarts"] >= 1, backend
         assert backend["serving_instances"] == 0
         assert "crash-looping (last exit 3" in bad_deploy.handle.status()["summary"]
 
     def test_each_startup_fails_in_the_services_phase_with_the_import_error(
-        self, bad_deploy: CrashLoop
+        self, bad_deploy: WatchedCrashLoop
     ) -> None:
         for startup in bad_deploy.failed:
             texts = startup.texts
@@ -173,13 +175,13 @@ class TestBadDeploy:
             assert " FAIL:  Failed Phases: ['services']" in texts
             assert_ends_like_the_real_backend(startup)
 
-    def test_the_database_phase_completed_in_every_failed_startup(self, bad_deploy: CrashLoop) -> None:
+    def test_the_database_phase_completed_in_every_failed_startup(self, bad_deploy: WatchedCrashLoop) -> None:
         """The database is fine: each startup got past it before failing."""
         for startup in bad_deploy.failed:
             assert sum(bool(DATABASE_COMPLETED.match(t)) for t in startup.texts) == 1, startup.texts
             assert not any("PHASE FAILED: DATABASE" in t for t in startup.texts)
 
-    def test_the_suite_records_services_exit_3_and_the_revision(self, bad_deploy: CrashLoop) -> None:
+    def test_the_suite_records_services_exit_3_and_the_revision(self, bad_deploy: WatchedCrashLoop) -> None:
         failed = [r for r in records(bad_deploy.handle) if r.outcome == "failed" and r.exit_code is not None]
         assert len(failed) >= FAILED_STARTUPS, records(bad_deploy.handle)
         revision = bad_deploy.handle.state["revision"]
@@ -308,13 +310,13 @@ def test_fix_ends_a_gateway_outage(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="class")
-def issue_1278(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashLoop]:
+def issue_1278(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchedCrashLoop]:
     with running(tmp_path_factory.mktemp("issue-1278-record"), "issue-1278", backoff_max_s=2.0) as handle:
         yield watch_crash_loop(handle)
 
 
 class TestIssue1278Record:
-    def test_each_startup_fails_in_the_database_phase_by_timeout(self, issue_1278: CrashLoop) -> None:
+    def test_each_startup_fails_in_the_database_phase_by_timeout(self, issue_1278: WatchedCrashLoop) -> None:
         for startup in issue_1278.failed:
             texts = startup.texts
             assert sum(bool(DATABASE_PHASE_FAILED.match(t)) for t in texts) == 2, texts[-30:]
@@ -322,7 +324,7 @@ class TestIssue1278Record:
             assert " FAIL:  Failed Phases: ['database']" in texts
             assert_ends_like_the_real_backend(startup)
 
-    def test_the_suite_records_database_exit_3_and_the_revision(self, issue_1278: CrashLoop) -> None:
+    def test_the_suite_records_database_exit_3_and_the_revision(self, issue_1278: WatchedCrashLoop) -> None:
         failed = [r for r in records(issue_1278.handle) if r.outcome == "failed" and r.exit_code is not None]
         assert len(failed) >= FAILED_STARTUPS, records(issue_1278.handle)
         for record in failed:
