@@ -86,6 +86,7 @@ _PHASE_FAILED = re.compile(r"PHASE FAILED:\s*([A-Z_]+)")
 # summary's `FAIL:  Error: <error>`.
 _PHASE_ERROR = re.compile(r"PHASE FAILED:\s*[A-Z_]+\s*-\s*(.*?)\s*\(after\s+\d")
 _ERROR_LINE = re.compile(r"FAIL:\s*Error:\s*(\S.*)")
+_TYPED_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 _AFTER = re.compile(rf"\bafter\s+{_NUM}\s*s\b")
 _FAILED_AT = re.compile(r"Failed at Phase:\s*([A-Za-z_]+)")
 _TRANSITION = re.compile(r"PHASE TRANSITION\s*(?:->|\u2192|\[U\+2192\])\s*([A-Z_]+)")
@@ -104,6 +105,7 @@ LOG_TEXT_REGEX = "|".join(
         "DATABASE *: *[0-9]",
         "PHASE FAILED:",
         "Failed at Phase:",
+        "FAIL: *Error:",
         "Application startup failed",
         "Container called exit[(]",
         "exited with code",
@@ -139,7 +141,8 @@ class StartupRecord:
     exit_code: int | None
     """From `Container called exit(N).`, else from the web server's `Worker ... exited with code N`."""
     error: str | None = None
-    """The failed phase's error, one line (`PHASE FAILED: X - <error>`, else the summary's `Error:`)."""
+    """The failed phase's error, one line: the one naming its type (`ImportError: ...`, from the failure
+    summary's `Error:`), else `PHASE FAILED: X - <error>`'s words."""
     service: str | None = None
     db_phase_source: DbPhaseSource | None = None
     last_phase: str | None = None
@@ -276,7 +279,8 @@ class _Segment:
     failed_after_db: float | None = None
     failed_at_phase: str | None = None
     phase_failed: str | None = None
-    error: str | None = None
+    phase_error: str | None = None  # the words of `PHASE FAILED: X - <error>`
+    summary_error: str | None = None  # the failure summary's `Error: <type>: <error>`
     last_phase: str | None = None
     relevant: bool = False
     evidence: list[str] = field(default_factory=list)
@@ -322,14 +326,14 @@ class _Segment:
             if m := _PHASE_FAILED.search(text):
                 self.phase_failed = self.phase_failed or m.group(1).lower()
                 said = _PHASE_ERROR.search(text)
-                if said and _words(said.group(1)) and self.error is None:
-                    self.error = redact_line(_words(said.group(1)), _MAX_EVIDENCE_CHARS)
+                if said and _words(said.group(1)) and self.phase_error is None:
+                    self.phase_error = redact_line(_words(said.group(1)), _MAX_EVIDENCE_CHARS)
                 if m.group(1) == "DATABASE":
                     for after in _AFTER.findall(text):
                         self.failed_after_db = max(self.failed_after_db or 0.0, float(after))
                 self.note(line, text)
-            if (m := _ERROR_LINE.search(text)) and _words(m.group(1)) and self.error is None:
-                self.error = redact_line(_words(m.group(1)), _MAX_EVIDENCE_CHARS)
+            if (m := _ERROR_LINE.search(text)) and _words(m.group(1)) and self.summary_error is None:
+                self.summary_error = redact_line(_words(m.group(1)), _MAX_EVIDENCE_CHARS)
                 self.note(line, text)
             if m := _FAILED_AT.search(text):
                 self.failed_at_phase = self.failed_at_phase or m.group(1).lower()
@@ -343,6 +347,12 @@ class _Segment:
             if m := _WORKER_EXIT.search(text):
                 self.exits.append((line.at, int(m.group(1)), "worker"))
                 self.note(line, text)
+
+    def _error(self) -> str | None:
+        """The error's first line: the one that names its type (`ImportError: ...`), else the failed
+        phase's own words, else the summary's."""
+        named = [e for e in (self.summary_error, self.phase_error) if e and _TYPED_ERROR.match(e)]
+        return next(iter(named), self.phase_error or self.summary_error)
 
     def record(self) -> StartupRecord:
         first = self.lines[0]
@@ -378,7 +388,7 @@ class _Segment:
             failed_phase=self.failed_at_phase or self.phase_failed,
             last_phase=self.last_phase,
             exit_code=exit_code,
-            error=self.error,
+            error=self._error(),
             exit_after_startup=exit_after,
             first_entry_at=first.at,
             last_entry_at=self.lines[-1].at,

@@ -321,6 +321,17 @@ def test_a_phase_failed_without_words_takes_the_summarys_error_line() -> None:
     )
 
 
+def test_the_error_line_that_names_its_type_is_preferred() -> None:
+    messages = [
+        *info("DETERMINISTIC STARTUP SEQUENCE INITIATED"),
+        ("ERROR", " FAIL:  PHASE FAILED: SERVICES - cannot import name 'AgentRegistry' (after 0.00s)"),
+        ("CRITICAL", " FAIL:  Failed at Phase: SERVICES"),
+        ("CRITICAL", " FAIL:  Error: ImportError: cannot import name 'AgentRegistry'"),
+    ]
+    record = only(parse_entries(lines(INSTANCE_A, T0, messages)))
+    assert record.error == "ImportError: cannot import name 'AgentRegistry'"
+
+
 def test_container_exit_alone_makes_a_failed_startup() -> None:
     entries = [
         app(INSTANCE_A, T0, "DETERMINISTIC STARTUP SEQUENCE INITIATED"),
