@@ -54,6 +54,11 @@ class AgentCrash(RuntimeError):
     """The agent's execution failed mid-turn: not reported as `agent_error`, the socket ends 1011."""
 
 
+class PlatformRestart(Exception):
+    """The platform stops the instance mid-turn (a new revision rolling out), raised by the session's
+    emitter: not the agent's failure, so never reported as `agent_error`; the socket ends 1012."""
+
+
 @dataclass(frozen=True)
 class AgentRun:
     """Who asked what, and where the events and messages belong."""
@@ -167,7 +172,7 @@ async def run_agent(pool: asyncpg.Pool, config: ServiceConfig, run: AgentRun, se
     """Persist the question, stream the five events, persist the answer; `agent_error` on failure."""
     try:
         await _run(pool, config, run, send)
-    except AgentCrash:
+    except (AgentCrash, PlatformRestart):
         raise
     except Exception as exc:  # the run failed: the client is told instead of left waiting
         await send(_event(run, ServerType.AGENT_ERROR, failure(exc)))

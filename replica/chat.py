@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,11 +25,13 @@ from fastapi import WebSocket
 from contract.events import USER_MESSAGE_ALIASES, ClientType, CloseCode, ServerType
 from contract.frames import ConnectionEstablished, ConnectionEstablishedData
 from replica import agent, db, protocol
-from replica.agent import AgentCrash, AgentRun, run_agent
+from replica.agent import AgentCrash, AgentRun, PlatformRestart, run_agent
 from replica.config import ServiceConfig
 from replica.startup import ConnectionRegistry
 
 log = logging.getLogger("replica.chat")
+_turns_started = 0  # chat turns this backend process began (restart_once ends the first one)
+
 
 THREAD_TITLE_CHARS = 60
 
@@ -243,11 +245,30 @@ class ChatSession:
             return
         run = AgentRun(user_id=self.identity.user_id, thread_id=thread_id, run_id=run_id, question=content)
         try:
-            await run_agent(self.backend.pool, self.config, run, self.emit)
+            await run_agent(self.backend.pool, self.config, run, self._restart_after_start())
+        except PlatformRestart:
+            log.warning("platform restart on %s mid-turn: closing 1012", self.connection_id)
+            await self.ws.close(CloseCode.SERVICE_RESTART, protocol.RESTART_REASON)
         except AgentCrash:
             log.error("agent execution failed on %s: RuntimeError; closing 1011", self.connection_id)
             await self.send(protocol.mid_turn_error())
             await self.ws.close(CloseCode.INTERNAL_ERROR, protocol.MID_TURN_REASON)
+
+    def _restart_after_start(self) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        """The session's emitter; in the restart modes, the platform ends the turn right after its
+        agent_started (the first turn of this process only, or every one)."""
+        global _turns_started
+        _turns_started += 1
+        restart = self.config.ws_mode == "restart_always" or (
+            self.config.ws_mode == "restart_once" and _turns_started == 1
+        )
+
+        async def emit(frame: dict[str, Any]) -> None:
+            await self.emit(frame)
+            if restart and frame.get("type") == ServerType.AGENT_STARTED:
+                raise PlatformRestart
+
+        return emit
 
     async def _thread_for(self, requested: Any, content: str) -> str | None:
         """The user's thread to chat in: the requested one if theirs, a new one if none was named."""

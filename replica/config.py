@@ -33,7 +33,19 @@ PROFILES: tuple[str, ...] = ("legacy", "aebb16f", "head")
 # router_defect:   the welcome, then the first client frame ends the socket with close 1000 "main cleanup";
 # error_mid_turn:  agent_started, agent_thinking, then an error frame and close 1011;
 # readiness_guard: every upgrade refused before accept (the client sees HTTP 403), whatever the token.
-WsMode = Literal["normal", "main_mode_error", "router_defect", "error_mid_turn", "readiness_guard"]
+# And the platform ending a socket mid-turn (an instance stopped for a new revision), not a defect:
+# restart_once:    the first chat turn of a backend process is closed 1012 "service restart" right
+#                  after agent_started; the turns after it complete;
+# restart_always:  every chat turn is closed that way.
+WsMode = Literal[
+    "normal",
+    "main_mode_error",
+    "router_defect",
+    "error_mid_turn",
+    "readiness_guard",
+    "restart_once",
+    "restart_always",
+]
 
 ENV_PREFIX = "REPLICA_"
 

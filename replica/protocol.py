@@ -101,6 +101,7 @@ def error_envelope(
 
 MAIN_MODE_ERROR_REASON = "main mode error"
 ROUTER_DEFECT_REASON = "main cleanup"
+RESTART_REASON = "service restart"
 MID_TURN_REASON = "Internal error"
 READINESS_GUARD_REASON = "Service not ready: readiness guard failed"
 DEMO_USER_ID = "demo-user-001"

@@ -133,6 +133,18 @@ SCENARIOS: dict[str, Scenario] = {
             service={"ws_mode": "error_mid_turn"},
         ),
         Scenario(
+            "ws-restart-once",
+            "A new revision rolling out: the first chat turn on the backend is closed by the platform with "
+            "1012 'service restart' right after agent_started; every turn after it completes.",
+            service={"ws_mode": "restart_once"},
+        ),
+        Scenario(
+            "ws-restart-always",
+            "The platform closes every chat turn with 1012 'service restart' right after agent_started "
+            "(instances restarting without end).",
+            service={"ws_mode": "restart_always"},
+        ),
+        Scenario(
             "ws-readiness-guard",
             "The WebSocket readiness guard refuses every upgrade before accept (HTTP 403 on the wire), "
             "whatever the token, while HTTP health is fine.",

@@ -71,6 +71,23 @@ def test_slow_start_passes(suite) -> None:  # type: ignore[no-untyped-def]
     assert (run.exit_code, run.verdict["outcome"]) == (0, "passed"), run.explain()
 
 
+def test_a_socket_the_platform_closes_once_mid_turn_is_retried_and_marked_flaky(suite) -> None:  # type: ignore[no-untyped-def]
+    """A new revision rolling out closes the first chat turn with 1012: a new socket, the question
+    asked again, the run healthy and the test that needed it flaky."""
+    run = suite("ws-restart-once")
+    assert (run.exit_code, *_essence(run)) == (0, "passed", "healthy", None), run.explain()
+    flaky = [t for t in run.verdict["tests"] if t["flaky"]]
+    assert len(flaky) == 1 and flaky[0]["attempts"] == 2 and run.verdict["counts"]["flaky"] == 1, flaky
+
+
+def test_a_socket_the_platform_keeps_closing_mid_turn_is_infrastructure(suite) -> None:  # type: ignore[no-untyped-def]
+    run = suite("ws-restart-always")
+    assert (run.verdict["diagnosis"], {t["category"] for t in _failing(run)}) == (
+        "infrastructure",
+        {"infra.ws"},
+    ), run.explain()
+
+
 def test_flaky_gateway_passes_as_healthy_with_retried_tests_marked_flaky(suite) -> None:  # type: ignore[no-untyped-def]
     verdict = suite("flaky-gateway").verdict
     assert (verdict["outcome"], verdict["diagnosis"]) == ("passed", "healthy")

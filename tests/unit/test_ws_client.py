@@ -707,8 +707,14 @@ def test_agent_error_naming_the_database_down_is_infra_dependency() -> None:
 
 @pytest.mark.parametrize(
     "end",
-    ["abort", (1012, "Service restart"), (1013, "Try again later"), (1014, "Bad gateway")],
-    ids=["1006-drop", "1012", "1013", "1014"],
+    [
+        "abort",
+        (1001, "Going away"),
+        (1012, "Service restart"),
+        (1013, "Try again later"),
+        (1014, "Bad gateway"),
+    ],
+    ids=["1006-drop", "1001-going-away", "1012", "1013", "1014"],
 )
 def test_platform_ending_the_socket_mid_turn_is_infra_ws(end: Close | Literal["abort"]) -> None:
     script = Script(golden()[:2], end=end)
