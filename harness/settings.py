@@ -29,7 +29,7 @@ ENVS: tuple[Env, ...] = ("local", "staging", "custom")
 STAGING_BACKEND_URL = "https://api.staging.netrasystems.ai"
 STAGING_AUTH_URL = "https://auth.staging.netrasystems.ai"
 STAGING_WS_URL = "wss://api.staging.netrasystems.ai/ws"
-# Where the backend's startup logs live (startup-evidence.md): Cloud Run service, project, region.
+# Where the backend's startup logs live (docs/startup-record.md): Cloud Run service, project, region.
 STAGING_GCP_PROJECT = "netra-staging"
 STAGING_BACKEND_SERVICE = "netra-backend-staging"
 STAGING_GCP_REGION = "us-central1"

@@ -1,7 +1,7 @@
 """Cloud Logging, as the real backend's startup evidence reaches it: both ends of the pipe.
 
 The #1278 criteria are judged on startups, and the backend's logs are the only outside source of them
-(/work/shared/reference/startup-evidence.md). So the replica writes the same evidence the same way:
+(docs/startup-record.md). So the replica writes the same evidence the same way:
 
 * in the backend process, `log_json_to_stdout` makes the startup loggers write one JSON object a line
   on stdout (`severity`, `message`, `timestamp`, `labels`, `context`), through the real build's own

@@ -17,7 +17,7 @@ StartupMode = Literal["blocking", "early"]
 WsAuth = Literal["strict", "relaxed", "demo"]
 AgentMode = Literal["normal", "broken"]
 AuthMode = Literal["normal", "reject_bypass"]
-# The wire protocol era the services speak (orthogonal to scenarios; see real-protocol.md):
+# The wire protocol era the services speak (orthogonal to scenarios; see docs/protocol.md):
 # legacy: before 2025-09-16 (rich /health with `service`, readiness with core_db, events under
 #         `data`, message content a plain string);
 # aebb16f: the last build of the backend (/health {"status":"ok"}, /health/ready {"status":"ready"},
@@ -28,7 +28,7 @@ AuthMode = Literal["normal", "reject_bypass"]
 #         before the acknowledgement lost) and events wrapped as system_message.
 Profile = Literal["legacy", "aebb16f", "head"]
 PROFILES: tuple[str, ...] = ("legacy", "aebb16f", "head")
-# Product defects of the chat socket, as the real aebb16f build showed them (real-protocol.md):
+# Product defects of the chat socket, as the real aebb16f build showed them (docs/protocol.md):
 # main_mode_error: right after the upgrade an error_message (CONNECTION_ERROR, RecursionError), close 1011;
 # router_defect:   the welcome, then the first client frame ends the socket with close 1000 "main cleanup";
 # error_mid_turn:  agent_started, agent_thinking, then an error frame and close 1011;

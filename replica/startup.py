@@ -4,7 +4,7 @@ It mirrors netra_backend/app/smd.py closely enough that a hanging database fails
 phase after `db_timeout_s` with `DeterministicStartupError`, which the lifespan turns into exit 3.
 
 It also logs what the real orchestrator logs, in its words (logger `netra_backend.app.smd`, JSON on
-stdout; see replica/cloud_logging.py and startup-evidence.md): the phase transitions, each phase's
+stdout; see replica/cloud_logging.py and docs/startup-record.md): the phase transitions, each phase's
 measured duration when the next one starts, the success breakdown or the failure's partial timings,
 and the noise a parser must survive (banners, unrelated `Total ...:` lines, ERROR lines in a startup
 that succeeds). The success lines are written as the source writes them (` PASS:  PHASE COMPLETED:

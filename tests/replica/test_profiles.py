@@ -1,7 +1,7 @@
 """The replica's protocol eras (legacy, aebb16f, head) and the real build's WebSocket defects, over real
 sockets: one real PostgreSQL and one backend subprocess per configuration, all started at once.
 
-These are the shapes the suite must read on the real staging (shared/reference/real-protocol.md); each
+These are the shapes the suite must read on the real staging (docs/protocol.md); each
 test names the shape it pins, so a replica that drifts from the real system fails here first.
 """
 

@@ -1,7 +1,7 @@
 """The one decision table (`harness.classify.RULES`), reached through its live entry points.
 
 Evidence is built by hand in the shapes `harness.http` and `harness.ws` record (no sockets), with
-the bodies and frames the real staging sends (docs: real-protocol.md). Every row of the table is
+the bodies and frames the real staging sends (docs/protocol.md). Every row of the table is
 reached by a case below with its category and kind; a new row without a case fails
 `test_every_rule_is_reached_by_a_case`.
 """

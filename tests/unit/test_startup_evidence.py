@@ -1,4 +1,4 @@
-"""Startup evidence: the real backend's log entries (as startup-evidence.md describes them, the measured
+"""Startup evidence: the real backend's log entries (as docs/startup-record.md describes them, the measured
 build's mangled lines included) become startup records; sources say why when they cannot be read."""
 
 from __future__ import annotations
