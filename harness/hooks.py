@@ -22,7 +22,8 @@ def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Set
 @pytest.hookspec
 def pytest_e2e_await_startups(config: pytest.Config, minimum: int, timeout_s: float) -> None:
     """Called once before a run reads the backend's startup record for the verify-fix gates. A provider
-    that causes startups itself (the local replica: its rollout after the fix) returns once at least
-    `minimum` startups have finished since the fix, or `timeout_s` has passed; it never raises for a
+    that can cause startups itself (the local replica: new revisions rolled out after its fix, as Cloud
+    Run starts new instances after a deploy) returns once at least `minimum` startups have finished
+    since the window's start, once no more can come, or after `timeout_s`; it never raises for a
     shortfall (the gate then says how many were missing). Staging has no provider: the record is read
-    as it is."""
+    as it is, and a gate short of startups names the command that starts more."""

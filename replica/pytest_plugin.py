@@ -146,6 +146,9 @@ def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Set
         shutil.rmtree(run_dir, ignore_errors=True)
         raise pytest.UsageError(f"the local replica did not start: {exc}") from None
     replica = config.stash[REPLICA_KEY] = LocalReplica(handle, choice)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:  # started once collection succeeded: after pytest's header
+        terminal.write_line(replica.header())
     if choice.fix_after_s is None:
         since = started
     else:
@@ -212,11 +215,6 @@ def _more_startups_coming(status: dict[str, Any]) -> bool:
         or any(not instance["serving"] for instance in backend["instances"])
         or backend["startups_in_progress"]
     )
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    replica = config.stash.get(REPLICA_KEY, None)
-    return [replica.header()] if replica else []
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

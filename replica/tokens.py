@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import jwt
 
-from contract.identity import ACCESS_TOKEN_TTL_S, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, token_claims
+from contract.identity import ACCESS_TOKEN_TTL_S, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, mint_token
 
 TokenType = Literal["access", "refresh"]
 TokenErrorReason = Literal["expired", "bad_signature", "malformed", "wrong_type", "invalid_claims"]
@@ -55,7 +55,8 @@ def mint(
     """A signed token; `ttl_s` may be negative to mint an already expired one (negative tests)."""
     issued = int(time.time() if now is None else now)
     lifetime = ttl_s if ttl_s is not None else _default_ttl(token_type)
-    claims = token_claims(
+    return mint_token(
+        secret,
         sub=sub,
         email=email,
         permissions=permissions,
@@ -63,7 +64,6 @@ def mint(
         issued_at=issued,
         expires_at=int(issued + lifetime),
     )
-    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
 def verify(secret: str, token: str, expected_type: TokenType = "access") -> Claims:
