@@ -19,16 +19,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.evidence import Channel, Observation, Target
-from harness.taxonomy import Category
+from harness.taxonomy import Blame, Category
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "known_issues.json"
-
-Blame = Literal["infrastructure", "product"]
 
 
 class Signature(BaseModel):

@@ -30,7 +30,7 @@ SESSION_TOKEN = re.compile(r"sess_[A-Za-z0-9_-]{16,}")
 
 
 @dataclass
-class SuiteRun:
+class SuiteProcess:
     exit_code: int
     verdict: dict[str, Any]
     output: str
@@ -76,7 +76,7 @@ def run_suite(
     extra_args: list[str] | None = None,
     timeout_s: float = 240,
     expect_verdict: bool = True,
-) -> SuiteRun:
+) -> SuiteProcess:
     """`pytest tests/e2e_staging` in a clean E2E environment, E2E_ENV=local, the given scenario;
     `markers` None is the suite's default selection (what `make e2e-staging` runs).
 
@@ -95,17 +95,17 @@ def run_suite(
     output = done.stdout + done.stderr
     if not verdict_path.exists():
         if not expect_verdict:
-            return SuiteRun(done.returncode, {}, output, reports)
+            return SuiteProcess(done.returncode, {}, output, reports)
         raise AssertionError(f"the suite wrote no verdict (exit {done.returncode}):\n{output[-6000:]}")
-    return SuiteRun(done.returncode, json.loads(verdict_path.read_text()), output, reports)
+    return SuiteProcess(done.returncode, json.loads(verdict_path.read_text()), output, reports)
 
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Run the suite once per (scenario, selection, env) and share the run between self-tests."""
-    runs: dict[str, SuiteRun] = {}
+    runs: dict[str, SuiteProcess] = {}
 
-    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteRun:
+    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteProcess:
         key = json.dumps([scenario, markers, kwargs], sort_keys=True)
         if key not in runs:
             runs[key] = run_suite(tmp_path_factory.mktemp(scenario) / "reports", scenario, markers, **kwargs)
@@ -119,7 +119,7 @@ def fresh_suite(tmp_path: Path):  # type: ignore[no-untyped-def]
     """`run_suite` into a new reports dir on every call: for runs that must be neither shared nor cached."""
     calls = itertools.count(1)
 
-    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteRun:
+    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteProcess:
         return run_suite(tmp_path / f"run-{next(calls)}" / "reports", scenario, markers, **kwargs)
 
     return _run

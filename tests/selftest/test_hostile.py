@@ -68,7 +68,7 @@ CASES: dict[str, Case] = {
     "ws-completed-without-result": Case(GOLDEN, frozenset({"product.golden_path"}), AI_ANSWER),
     # Credentials echoed back: a 503 on every other login (retried), a 200 {"valid": false} naming
     # the token, a 500 from /auth/me, a 401 refusing the socket, an error frame in the chat. The
-    # scan for the echoed secrets (SuiteRun.secret_hits) is shared with test_secrets.
+    # scan for the echoed secrets (SuiteProcess.secret_hits) is shared with test_secrets.
     "token-echo": Case(
         EVERYTHING, frozenset({"product.golden_path", "product.http", "product.auth"}), CHAT_TURN
     ),

@@ -4,7 +4,7 @@ The suite runs with a known bypass key against the local replica (healthy; and i
 failures put evidence everywhere) and against the hostile impostor's token-echo mode (a server that
 sends credentials back in error bodies and frames). Every file under the run's reports dir and the
 captured output are then scanned for the key by value and for tokens by shape
-(`SuiteRun.secret_hits`); the replica's JWT secret is generated inside the run, so the tokens it
+(`SuiteProcess.secret_hits`); the replica's JWT secret is generated inside the run, so the tokens it
 signs are found by their shape instead. One hit fails the test, naming the file and the offset.
 """
 

@@ -25,7 +25,7 @@ GATEWAY_503 = (
 
 
 @dataclass(frozen=True)
-class Failure:
+class LabelledFailure:
     status: str = "broken"
     known_issue: str | None = "issue-1278"
     signature: str | None = "gateway-503-on-backend-health"
@@ -58,13 +58,16 @@ def never() -> StartupWindow:
 
 
 def test_a_run_without_a_known_issue_has_no_cause_and_reads_no_record() -> None:
-    assert weigh([Failure(known_issue=None, signature=None), Failure(status="passed")], never) is None
+    assert (
+        weigh([LabelledFailure(known_issue=None, signature=None), LabelledFailure(status="passed")], never)
+        is None
+    )
 
 
 def test_startups_dying_in_the_database_phase_confirm_1278_with_the_figures() -> None:
     records = [record(i, "failed", "database", db_phase_s=s) for i, s in enumerate((75.2, 88.0, 107.3, 90.0))]
     records += [record(8, "ok", db_phase_s=1.2), record(9, "incomplete", last_phase="database")]
-    cause = weigh([Failure()], lambda: window(*records))
+    cause = weigh([LabelledFailure()], lambda: window(*records))
     assert cause is not None and (cause.status, cause.known_issue) == ("confirmed", "issue-1278")
     assert (
         cause.detail
@@ -75,7 +78,7 @@ def test_startups_dying_in_the_database_phase_confirm_1278_with_the_figures() ->
 def test_startups_dying_in_another_phase_rule_1278_out_as_a_bad_deploy() -> None:
     error = "ImportError: cannot import name 'AgentRegistry' from 'netra_backend.app.agents.registry'"
     records = [record(i, "failed", "services", error=error) for i in range(5)]
-    cause = weigh([Failure()], lambda: window(*records))
+    cause = weigh([LabelledFailure()], lambda: window(*records))
     assert cause is not None and (cause.status, cause.instead) == ("ruled_out", "bad_deploy")
     assert cause.detail == f"5 of 5 startups of revision {REVISION} died in phase services, exit 3 ({error})"
     assert "not issue-1278" in cause.evidence
@@ -83,14 +86,15 @@ def test_startups_dying_in_another_phase_rule_1278_out_as_a_bad_deploy() -> None
 
 def test_startups_succeeding_while_the_gateway_answers_503_rule_1278_out_for_the_load_balancer() -> None:
     cause = weigh(
-        [Failure()], lambda: window(record(1, "ok", db_phase_s=0.07), record(2, "ok", db_phase_s=0.05))
+        [LabelledFailure()],
+        lambda: window(record(1, "ok", db_phase_s=0.07), record(2, "ok", db_phase_s=0.05)),
     )
     assert cause is not None and (cause.status, cause.instead) == ("ruled_out", "gateway")
     assert "2 of 2 startups" in cause.detail and "load balancer / ingress" in cause.evidence
 
 
 def test_an_unreadable_record_leaves_1278_unconfirmed_saying_why_and_how() -> None:
-    cause = weigh([Failure()], lambda: UNREADABLE)
+    cause = weigh([LabelledFailure()], lambda: UNREADABLE)
     assert cause is not None and cause.status == "unconfirmed"
     assert "outside signature" in cause.evidence and "gcloud is not installed" in cause.evidence
     assert "roles/logging.viewer" in cause.evidence and cause.detail.endswith(
@@ -105,20 +109,20 @@ def test_an_unreadable_record_leaves_1278_unconfirmed_saying_why_and_how() -> No
 def test_a_record_without_a_finished_startup_leaves_1278_unconfirmed(
     records: tuple[StartupRecord, ...],
 ) -> None:
-    cause = weigh([Failure()], lambda: window(*records))
+    cause = weigh([LabelledFailure()], lambda: window(*records))
     assert cause is not None and cause.status == "unconfirmed" and "no finished startup" in cause.evidence
 
 
 def test_the_platforms_own_words_confirm_without_the_record() -> None:
-    own = Failure(
+    own = LabelledFailure(
         signature="startups-failing-in-database-phase-in-the-logs", message="[infra.starting] rate 3/12"
     )
-    cause = weigh([Failure(), own], never)
+    cause = weigh([LabelledFailure(), own], never)
     assert cause is not None and (cause.status, cause.by) == ("confirmed", "the platform's own words")
 
 
 def test_an_issue_without_a_confirmation_rule_is_confirmed_by_what_the_run_saw() -> None:
-    seen = Failure(
+    seen = LabelledFailure(
         known_issue="staging-ws-auth-permissive", signature="socket-accepted-without-a-valid-token"
     )
     cause = weigh([seen], never)
@@ -126,7 +130,7 @@ def test_an_issue_without_a_confirmation_rule_is_confirmed_by_what_the_run_saw()
 
 
 def test_a_wrong_exit_code_does_not_confirm() -> None:
-    cause = weigh([Failure()], lambda: window(record(1, "failed", "database", exit_code=1)))
+    cause = weigh([LabelledFailure()], lambda: window(record(1, "failed", "database", exit_code=1)))
     assert cause is not None and cause.status == "ruled_out"
 
 
