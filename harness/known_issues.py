@@ -19,11 +19,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.evidence import Channel, Observation, Target
-from harness.taxonomy import Blame, Category
+from harness.taxonomy import Category
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "known_issues.json"
 
@@ -95,7 +96,9 @@ class KnownIssue(BaseModel):
     id: str
     title: str
     link: str
-    blame: Blame
+    blame: Literal[
+        "infrastructure", "product"
+    ]  # who acts when it is established (a subset of the taxonomy's)
     headline: str  # the diagnosis line when this issue explains the run's failures
     signatures: tuple[Signature, ...] = Field(min_length=1)
     confirmation: Confirmation | None = None

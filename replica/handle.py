@@ -166,7 +166,8 @@ class ReplicaHandle:
 
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            response = httpx.request(method, self.state["control_url"] + path, json=body, timeout=5)
+            # generous: on a loaded machine the daemon's loop also proxies traffic and writes its record
+            response = httpx.request(method, self.state["control_url"] + path, json=body, timeout=15)
             response.raise_for_status()
             return dict(response.json())
         except httpx.HTTPError as exc:

@@ -81,4 +81,7 @@ def test_a_production_target_is_refused_before_any_request(fresh_suite) -> None:
     print(f"refused in {elapsed:.1f}s (bound {REFUSAL_BOUND_S:g}s), exit code {run.exit_code}")
     assert run.exit_code not in (0, 1) and elapsed < REFUSAL_BOUND_S, run.explain()
     assert "E2E_ALLOW_PRODUCTION" in run.output and "api.netrasystems.ai" in run.output, run.explain()
-    assert not run.verdict and "collected" not in run.output, run.explain()
+    assert "collected" not in run.output, run.explain()  # refused before collection, before any request
+    assert (run.verdict["outcome"], run.verdict["diagnosis"]) == ("error", None), (
+        run.verdict
+    )  # no verdict on it
