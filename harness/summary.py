@@ -72,19 +72,26 @@ def _ruled_out(cause: Cause) -> str:
     return f"INFRASTRUCTURE (the load balancer / ingress, not {cause.known_issue}): {cause.detail}"
 
 
+# The gates a FIXED headline names (the table shows every one): the status update's own criteria.
+_HEADLINE_GATES = ("startup_success_rate", "db_phase_max", "golden_path", "availability")
+
+
 def _fix_headline(gates: Sequence[Gate], fix: str | None) -> str:
     if fix == "FIXED":
         return (
             "FIXED: Issue #1278's success criteria are met: every gate measured and passed ("
-            + ", ".join(f"{g.name} {g.measured}" for g in gates if g.measured is not None)
+            + "; ".join(f"{g.name} {g.measured}" for g in gates if g.name in _HEADLINE_GATES)
             + ")"
         )
     failed = [g for g in gates if g.status == "failed"]
     if failed:
         return "NOT FIXED: " + "; ".join(f"{g.name}: {first_line(g.detail) or g.measured}" for g in failed)
-    unmeasured = [g for g in gates if g.status == "unmeasured"]
+    unmeasured: dict[str, list[str]] = defaultdict(list)  # one reason, the gates it leaves unmeasured
+    for gate in gates:
+        if gate.status == "unmeasured":
+            unmeasured[text.first_line(gate.detail, 150)].append(gate.name)
     return "INCONCLUSIVE: nothing failed, but not measured: " + "; ".join(
-        f"{g.name} ({first_line(g.detail)})" for g in unmeasured
+        f"{', '.join(names)} ({reason})" for reason, names in unmeasured.items()
     )
 
 
@@ -208,7 +215,8 @@ def gate_lines(gates: Sequence[Gate]) -> list[str]:
     rows += [(g.name, g.status.upper(), _fmt(g.measured), g.threshold or "") for g in gates]
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     lines = ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
-    lines += [f"    {g.name}: {first_line(g.detail)}" for g in gates if g.detail and g.status != "passed"]
+    # whole: a gate's detail says how to measure it (a command a person copies)
+    lines += [f"    {g.name}: {text.first_line(g.detail)}" for g in gates if g.detail and g.status != "passed"]
     return lines
 
 
