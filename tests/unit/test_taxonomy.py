@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.taxonomy import TABLE, Category, Policy, markdown_table
+from harness.taxonomy import TABLE, Category, Policy, markdown_table, with_table
 
 pytestmark = pytest.mark.unit
 
@@ -50,5 +50,9 @@ def test_only_the_missing_configuration_is_an_infrastructure_failure_never_retri
     assert [c for c in Category if c.is_infra and not c.policy.retried] == [Category.INFRA_CONFIG]
 
 
-def test_the_readme_table_is_rendered_from_the_taxonomy() -> None:
-    assert markdown_table() in README.read_text(encoding="utf-8")
+def test_the_readme_table_is_generated_from_the_taxonomy() -> None:
+    readme = README.read_text(encoding="utf-8")
+    assert with_table(readme) == readme, (
+        "the README's category table is stale: python -m harness.taxonomy --write README.md"
+    )
+    assert markdown_table() in readme
