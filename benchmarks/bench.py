@@ -178,7 +178,11 @@ def run_pytest(label: str, argv: list[str], env: dict[str, str], timeout_s: floa
         process.wait()
     wall = time.monotonic() - started
     lines = [line for line in output.splitlines() if line.strip()]
-    summary = next((line.strip("= ") for line in reversed(lines) if PYTEST_TIME.search(line)), "")
+    # pytest's own counts line (`==== 15 passed in 1.32s ====`), not a line of the verdict's box below it
+    summary = next(
+        (line.strip("= ") for line in reversed(lines) if line.startswith("=") and PYTEST_TIME.search(line)),
+        "",
+    )
     match = PYTEST_TIME.search(summary)
     run = Run(
         label=label,

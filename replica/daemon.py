@@ -458,9 +458,12 @@ def _with_port(url: str, port: int) -> str:
 def _listen(port: int) -> socket.socket:
     """Bind 127.0.0.1:`port` now: a port taken since it was chosen fails here, as an exception the
     start's undo handles, not inside uvicorn (which logs it and exits the whole process)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every proxied answer waited ~40 ms on Nagle and the delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", port))
     except OSError:
         sock.close()
