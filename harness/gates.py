@@ -31,7 +31,7 @@ from harness.slo import percentile, wilson_lower
 from harness.startup_evidence import StartupSummary
 from harness.startup_sources import StartupWindow, new_revision_command
 from harness.taxonomy import Category
-from harness.text import first_line
+from harness.text import first_line, reason
 
 GateStatus = Literal["passed", "failed", "unmeasured"]
 FixVerdict = Literal["FIXED", "NOT FIXED", "INCONCLUSIVE"]
@@ -108,7 +108,7 @@ def _gate(name: str, tests: Sequence[GateResult]) -> Gate:
     status: GateStatus = "failed" if failed else "unmeasured" if skipped or not tests else "passed"
     detail = figures.get("detail")
     if failed:
-        detail = first_line(failed[0].message) or detail
+        detail = reason(failed[0].message) or detail
     elif skipped:
         detail = first_line(skipped[0].message) or "skipped"
     if len(tests) > 1:
@@ -276,8 +276,7 @@ def require_startup_success(summary: StartupSummary, verify: VerifyFix, evidence
         )
         raise _startup_failure(
             summary,
-            f"startup success rate {what_it_supports(summary.ok, finished)} is not above "
-            f"{verify.min_startup_success:.0%}",
+            f"startup success rate {summary.ok}/{finished} = {rate:.1%} is not above {verify.min_startup_success:.0%}",
             kind,
         )
     if finished < verify.min_startups:
