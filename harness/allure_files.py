@@ -166,6 +166,9 @@ def _owner(verdict: Mapping[str, Any]) -> str:
         return "the run's operator (nothing failed; the run is not complete)"
     if verdict.get("outcome") == "error":
         return "the run's operator (the run could not start)"
+    cause = verdict.get("cause")
+    if isinstance(cause, Mapping) and cause.get("status") == "ruled_out" and diagnosis == "product_defect":
+        return "product (a bad deploy: the code or its configuration)"  # the startup record shows it
     return _OWNER_BY_DIAGNOSIS.get(diagnosis, f"unknown ({diagnosis or 'no diagnosis'})")
 
 

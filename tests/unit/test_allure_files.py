@@ -319,3 +319,12 @@ def test_the_report_config_gives_an_empty_run_no_history(
     )
     path = json.loads(done.stdout)
     assert (Path(path).name if path else None) == history
+
+
+def test_a_bad_deploy_the_record_shows_is_owned_by_the_product_or_its_configuration() -> None:
+    verdict = {
+        "diagnosis": "product_defect",
+        "outcome": "failed",
+        "cause": {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "… died in phase services"},
+    }
+    assert first_page(verdict)["owner"] == "product (a bad deploy: the code or its configuration)"
