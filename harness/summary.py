@@ -214,9 +214,13 @@ def gate_lines(gates: Sequence[Gate]) -> list[str]:
     rows = [("gate", "status", "measured", "threshold")]
     rows += [(g.name, g.status.upper(), _fmt(g.measured), g.threshold or "") for g in gates]
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
-    lines = ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [
+        ("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))).rstrip() for row in rows
+    ]
     # whole: a gate's detail says how to measure it (a command a person copies)
-    lines += [f"    {g.name}: {text.first_line(g.detail)}" for g in gates if g.detail and g.status != "passed"]
+    lines += [
+        f"    {g.name}: {text.first_line(g.detail)}" for g in gates if g.detail and g.status != "passed"
+    ]
     return lines
 
 
