@@ -155,16 +155,18 @@ class ReplicaDaemon:
         started.push_async_callback(self._stop_services)
         await self._fail_if_asked("services")
 
-        ports = {"backend": free_port(), "auth": free_port(), "control": free_port()}
+        listening: list[socket.socket] = []
+        for _ in ("backend", "auth", "control"):
+            listening.append(_listen_on_a_free_port())
+            started.callback(listening[-1].close)
+        ports = dict(
+            zip(("backend", "auth", "control"), (s.getsockname()[1] for s in listening), strict=True)
+        )
         servers = [
             _server(self.fleet.door.app, ports["backend"]),
             _server(self.auth_door.app, ports["auth"]),
             _server(self._control_app(), ports["control"]),
         ]
-        listening: list[socket.socket] = []
-        for port in ports.values():
-            listening.append(_listen(port))
-            started.callback(listening[-1].close)
         serving = [
             asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, listening, strict=True)
         ]
@@ -455,9 +457,19 @@ def _with_port(url: str, port: int) -> str:
     return parts._replace(netloc=f"{netloc[0]}@{host_port}" if len(netloc) == 2 else host_port).geturl()
 
 
+def _listen_on_a_free_port(attempts: int = 20) -> socket.socket:
+    """A socket listening on a free port of 127.0.0.1: a port another process takes between being
+    chosen and being claimed (another replica, a service of this one) is passed over for another."""
+    for _ in range(attempts - 1):
+        with contextlib.suppress(OSError):
+            return _listen(free_port())
+    return _listen(free_port())
+
+
 def _listen(port: int) -> socket.socket:
-    """Bind 127.0.0.1:`port` now: a port taken since it was chosen fails here, as an exception the
-    start's undo handles, not inside uvicorn (which logs it and exits the whole process)."""
+    """Bind and listen on 127.0.0.1:`port` now, so that the port is claimed here (a bound socket that
+    does not listen yet can share its port with another under SO_REUSEADDR, and uvicorn's own listen
+    would then fail inside its task, exiting the whole process)."""
     # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it every proxied answer waited ~40 ms on Nagle and the delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -465,6 +477,7 @@ def _listen(port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise

@@ -21,3 +21,19 @@ def test_a_public_socket_is_tcp_with_nagle_off() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+def test_a_public_port_is_claimed_when_it_is_bound() -> None:
+    """Listening at once: another socket, even one asking to reuse the address, cannot take the port
+    before uvicorn serves it (a bound, not yet listening socket would share it, and uvicorn's own
+    listen then failed with EADDRINUSE inside the daemon)."""
+    claimed = _listen(free_port())
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", claimed.getsockname()[1]))
+            other.listen()
+    finally:
+        other.close()
+        claimed.close()
