@@ -66,6 +66,9 @@ class StartFailure(RuntimeError):
     """The start failed on purpose (REPLICA_FAIL_START_AFTER)."""
 
 
+FIX_LEAD_S = 1.0  # a scheduled fix is in place this long before its window opens
+
+
 class ReplicaDaemon:
     """The daemon process of one replica: everything it runs, wired explicitly, stopped together."""
 
@@ -347,10 +350,10 @@ class ReplicaDaemon:
     async def schedule_fix(self, at: float | None, rollout_startups: int) -> None:
         """The fix at `at` (at once if None or past: applied when this returns), then rollouts until
         `rollout_startups` startups that began at or after it have finished. A time fixed in advance
-        lets the suite's startup window begin exactly at the fix (no startup of the broken time
-        slips in after the window's start)."""
-        when = time.time() if at is None else float(at)
-        record: dict[str, Any] = {"at": when, "applied": False}
+        lets the suite's startup window begin exactly at the fix: the fix is in place `FIX_LEAD_S`
+        before it, so no startup that begins in the window meets the fault (a timer that fires a little
+        late under load must not let one slip in). A fix at once is dated when it is in place."""
+        record: dict[str, Any] = {"at": at, "applied": False}
         self.fix_record = record
 
         async def apply() -> None:
@@ -359,16 +362,18 @@ class ReplicaDaemon:
             record["applied"] = True
             log.info("fix applied")
 
-        async def later() -> None:
-            await asyncio.sleep(when - time.time())
+        async def ahead_of(when: float) -> None:
+            await asyncio.sleep(max(0.0, when - FIX_LEAD_S - time.time()))
             await apply()
 
+        if at is None or float(at) <= time.time():
+            await apply()
+            record["at"] = when = time.time()
+        else:
+            when = float(at)
+            self.tasks.append(asyncio.create_task(ahead_of(when)))
         if rollout_startups:
             self.startup_target = {"startups": rollout_startups, "since": when, "after": "fix", "done": False}
-        if when > time.time():
-            self.tasks.append(asyncio.create_task(later()))
-        else:
-            await apply()
         if rollout_startups:
             self.tasks.append(asyncio.create_task(self._gather_startups(self.startup_target, record)))
 

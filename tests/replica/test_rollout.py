@@ -203,8 +203,8 @@ def test_a_fix_rolls_out_until_enough_startups_have_finished_since(tmp_path: Pat
     seven startups that began after the fix have finished, every one of them ok (the suite's count)."""
     with running(tmp_path, "issue-1278", instances=3, backoff_max_s=2.0) as handle:
         assert crash_loop_status(handle) is not None, "precondition: the backend never crash-looped"
-        fixed_at = datetime.now(UTC)
         cli(tmp_path, "fix", "--rollout-startups", str(FIX_STARTUPS))
+        fixed_at = datetime.fromtimestamp(handle.status()["fix"]["at"], UTC)  # when the fix was in place
 
         def enough() -> Any:
             status = handle.status()
