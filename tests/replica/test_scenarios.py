@@ -367,7 +367,7 @@ class TestIssue1278:
         fresh_crash_loop.fix()
         healthy, elapsed = poll_until(lambda: is_healthy_backend(get(url)), FIX_BOUND_S)
         print(f"issue-1278: backend healthy {elapsed:.1f}s after fix")
-        assert healthy
+        assert healthy, fresh_crash_loop.status()["backend"]  # what the instances were doing
 
 
 # --- slow-start ---------------------------------------------------------------------------------
