@@ -5,15 +5,16 @@ It acts only on runs of the staging suite (an argument inside tests/e2e_staging)
 tests run untouched. Targets come from the settings, or from a plugin implementing
 `pytest_e2e_provide_targets` (the replica's, for E2E_ENV=local). Under xdist the controller owns
 the verdict and the summary and hands its settings to workers through `workerinput`; workers
-classify their tests and send each result along in `report.user_properties`.
+classify their tests and send each result along in `report.user_properties`. Usage errors (the
+settings, `-m`, the suite's marker arguments: `harness.usage`) are found before targets are provided,
+which happens as late as possible (workers configured, else collection done), so a usage error
+starts nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
-import json
 import os
 import sys
 import time
@@ -24,19 +25,17 @@ from typing import Any
 
 import pytest
 
-from harness import allure_files, hooks, record, redact
+from harness import allure_files, hooks, record, redact, usage
 from harness.breaker import Breaker
 from harness.cause import weigh
-from harness.coverage import CAPABILITIES
 from harness.errors import E2EFailure
-from harness.gates import NO_RETRY, TITLES
 from harness.loop import LoopThread
 from harness.settings import Settings, SettingsError, VerifyFix
 from harness.staging import Staging
 from harness.startup_sources import StartupWindow, read_startups
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import TestResult, TestStatus, Verdict, usage_verdict
+from harness.verdict import TestResult, TestStatus, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
@@ -46,13 +45,6 @@ RECORD_KEY = pytest.StashKey[record.TestRecord]()
 USAGE_KEY = pytest.StashKey[str]()
 # Suites that run only when a marker expression selects them: the one default selection.
 OPT_IN_MARKERS = ("issue_1278", "verify_fix")
-# The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
-# suite's markers that take one.
-SUITE_MARKERS = ("e2e_staging", "health", "golden_path", "auth", "issue_1278", "verify_fix")
-MARKER_ARGUMENTS: dict[str, frozenset[str]] = {
-    "verifies": frozenset(c.name for c in CAPABILITIES),
-    "gate": frozenset(TITLES) - {NO_RETRY},
-}
 _IGNORED_MARKERS = frozenset(
     {"parametrize", "usefixtures", "filterwarnings", "xdist_group", "timeout", "verifies", "gate"}
 )
@@ -108,7 +100,7 @@ def _checked_usage(config: pytest.Config) -> Settings:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise usage_error(config, f"E2E settings: {exc}") from None
-    problem = markexpr_problem(config)
+    problem = usage.markexpr_problem(config.option.markexpr, config.getini("markers"))
     if problem:
         raise usage_error(config, problem)
     return settings
@@ -119,48 +111,8 @@ def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
     before the session starts, nothing else writes one; raised later, the run's verdict says it too."""
     config.stash[USAGE_KEY] = message
     if is_suite_run(config):
-        write_usage_verdict(Path(config.getoption("verdict")), message)
+        usage.write_usage_verdict(Path(config.getoption("verdict")), message)
     return pytest.UsageError(message)
-
-
-def markexpr_problem(config: pytest.Config) -> str | None:
-    """What is wrong with `-m`: a syntax error, or a name that is no registered marker (a typo would
-    otherwise select nothing, or everything but what was meant)."""
-    expression = config.option.markexpr
-    if not expression:
-        return None
-    try:
-        from _pytest.mark.expression import Expression, Scanner, TokenType
-    except ImportError:  # pytest's parser moved: pytest itself still checks the syntax
-        return None
-    try:
-        Expression.compile(expression)
-        tokens = list(Scanner(expression).lex(expression))
-    except SyntaxError as exc:
-        return f"the marker expression -m {expression!r} does not parse: {exc.msg}"
-    known = sorted({line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")})
-    names = [
-        t.value
-        for i, t in enumerate(tokens)
-        if t.type is TokenType.IDENT
-        and not (i + 1 < len(tokens) and tokens[i + 1].type is TokenType.EQUAL)
-        and not (i > 0 and tokens[i - 1].type is TokenType.EQUAL)
-    ]
-    unknown = [name for name in names if name not in known]
-    if not unknown:
-        return None
-    suite = sorted(set(known) & set(SUITE_MARKERS))
-    close = [m for name in unknown for m in difflib.get_close_matches(name, suite, n=1)]
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return (
-        f"unknown marker {', '.join(repr(n) for n in unknown)} in -m {expression!r} (MARKERS){hint}: "
-        f"the suite's markers are {', '.join(suite)}"
-    )
-
-
-def write_usage_verdict(path: Path, message: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(usage_verdict(message, redact.redact), indent=2) + "\n")
 
 
 def suite_of(config: pytest.Config) -> SuiteRun:
@@ -181,14 +133,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The suite's marker arguments name what exists (a typo would silently drop a capability from
     the coverage); outside a run of the suite itself, its tests are skipped, saying how to run them."""
     for item in items:
-        for name, valid in MARKER_ARGUMENTS.items():
-            for mark in item.iter_markers(name):
-                if len(mark.args) != 1 or mark.args[0] not in valid:
-                    raise usage_error(
-                        config,
-                        f"{item.nodeid}: @pytest.mark.{name}{mark.args!r} names no known {name} argument; "
-                        f"valid: {', '.join(sorted(valid))}",
-                    )
+        problem = usage.marker_argument_problem(item)
+        if problem:
+            raise usage_error(config, problem)
     if is_suite_run(config):
         return
     outside = pytest.mark.skip(
