@@ -35,7 +35,7 @@ from harness.staging import Staging
 from harness.startup_sources import StartupWindow, read_startups
 from harness.summary import headline, render_summary
 from harness.taxonomy import Category
-from harness.verdict import TestResult, TestStatus, Verdict
+from harness.verdict import TestResult, TestStatus, Verdict, write_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
@@ -342,8 +342,8 @@ class SuiteRun:
         )
         self.pytest_exit = int(exitstatus)
         session.exitstatus = self.verdict.exit_status(self.pytest_exit)
-        path = Path(self.config.getoption("verdict"))
-        self.verdict.write(path, self.pytest_exit, headline(self.verdict, self.pytest_exit))
+        body = self.verdict.to_json(self.pytest_exit, headline(self.verdict, self.pytest_exit))  # once
+        write_verdict(Path(self.config.getoption("verdict")), body)
         results_dir = self.config.getoption("allure_report_dir", None)
         if results_dir:
             environment = {
@@ -354,8 +354,7 @@ class SuiteRun:
             allure_files.write_launch_files(
                 Path(results_dir), environment, allure_files.executor_info(), self.verdict.cause
             )
-            verdict = self.verdict.to_json(self.pytest_exit, headline(self.verdict, self.pytest_exit))
-            allure_files.write_first_page(Path(results_dir), verdict)  # the headline on the first page
+            allure_files.write_first_page(Path(results_dir), body)  # the headline on the first page
             allure_files.mark_flaky_results(Path(results_dir))
 
     def _read_startups(self) -> StartupWindow:

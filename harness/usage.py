@@ -6,7 +6,6 @@ error, plainly, last. Every message names what would have been valid."""
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from harness.coverage import CAPABILITIES
 from harness.gates import NO_RETRY, TITLES
 from harness.redact import redact
-from harness.verdict import usage_verdict
+from harness.verdict import usage_verdict, write_verdict
 
 # The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
 # suite's markers that take one.
@@ -75,5 +74,4 @@ def marker_argument_problem(item: pytest.Item) -> str | None:
 
 
 def write_usage_verdict(path: Path, message: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(usage_verdict(message, redact), indent=2) + "\n")
+    write_verdict(path, usage_verdict(message, redact))

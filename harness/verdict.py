@@ -195,10 +195,15 @@ class Verdict:
         return body
 
     def write(self, path: Path, pytest_exit: int, headline: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(pytest_exit, headline), indent=2, default=str) + "\n")
-        tmp.replace(path)
+        write_verdict(path, self.to_json(pytest_exit, headline))
+
+
+def write_verdict(path: Path, body: dict[str, Any]) -> None:
+    """verdict.json, replaced whole (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    tmp.replace(path)
 
 
 def usage_verdict(message: str, redact: Callable[[str], str]) -> dict[str, Any]:
