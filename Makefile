@@ -80,7 +80,7 @@ verify-fix: $(STAMP)
 define allure_report
 	set -e; [ -x node_modules/.bin/allure ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; \
 	rm -rf $(REPORTS)/allure-report; append=1; \
-	if ! $(BIN)/python -m harness.allure_files has-results $(ALLURE_RESULTS); then append=0; \
+	if ! $(BIN)/python -m harness.report.allure_files has-results $(ALLURE_RESULTS); then append=0; \
 		echo "report: no test results in $(ALLURE_RESULTS): an empty run, no history entry added"; fi; \
 	gate=0; REPORTS=$(REPORTS) ALLURE_APPEND_HISTORY=$$append node tools/allure-report.mjs $(ALLURE_RESULTS) $(REPORTS)/verdict.json || gate=$$?; \
 	echo "report: $(REPORTS)/allure-report/index.html (history: $(REPORTS)/history.jsonl, quality gate exit $$gate)"

@@ -1,7 +1,7 @@
 // Allure 3 configuration for `make report` (tools/allure-report.mjs reads it). What the suite wrote into
 // the results is the one source of truth: categories (categories.json, from the known-issue catalogue
 // and harness/taxonomy.py) and the report's name (executor.json's reportName: the run's headline,
-// written by harness/allure_files.py). Allure 3.14.3 reads reportName there but shows it only as an
+// written by harness/report/allure_files.py). Allure 3.14.3 reads reportName there but shows it only as an
 // executor label; the header, the first thing a reader sees, takes the name from this config.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

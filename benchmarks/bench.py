@@ -48,8 +48,8 @@ import httpx  # noqa: E402
 from harness.breaker import Breaker  # noqa: E402
 from harness.http import HttpProbe  # noqa: E402
 from harness.loop import LoopThread  # noqa: E402
+from harness.operations import Operations  # noqa: E402
 from harness.settings import Settings  # noqa: E402
-from harness.staging import Staging  # noqa: E402
 from replica.handle import ReplicaHandle  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -278,7 +278,7 @@ def slowest_chat(target: Target, count: int, workdir: Path) -> dict[str, Any]:
     """Chats measured as the suite's turn fixture makes them: `Staging.chat` (health precondition,
     socket open, ask, collect until the turn balances plus its settle time), after one login."""
     loop = LoopThread()
-    staging = Staging(target.settings(), Breaker(workdir / "chat-breaker.json"), loop)
+    staging = Operations(target.settings(), Breaker(workdir / "chat-breaker.json"), loop)
     try:
         login = staging.login()
         durations = []

@@ -14,7 +14,7 @@ from typing import Any
 import allure
 
 from contract.rest import HEALTHY_STATUSES, READY_STATUSES
-from harness import record
+from harness import journal
 from harness.errors import InfraFailure, ProductFailure
 from harness.evidence import Target
 from harness.taxonomy import Category
@@ -63,5 +63,5 @@ def require_connected(body: Mapping[str, Any], service: Target) -> None:
 def _note_unreported(body: Mapping[str, Any], where: str) -> None:
     unreported = [name for name in ("service", *COMPONENTS) if name not in body]
     note = f"{where}: not reported: {', '.join(unreported)}" if unreported else None
-    record.current().note = note
+    journal.current().note = note
     allure.dynamic.description(note or f"{where}: every field reported")  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated

@@ -9,7 +9,7 @@ any catalogued issue can be a run's diagnosis.
 A signature seen only from outside (a gateway's 503 page is what Cloud Run serves for *any* backend
 that is not up) is a hypothesis: an issue's `confirmation` names those signatures, what the
 platform's own record must show to confirm it (startups dying in a phase, with an exit code), and
-how to read that record. `harness.cause` weighs it.
+how to read that record. `harness.report.cause` weighs it.
 """
 
 from __future__ import annotations

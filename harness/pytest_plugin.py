@@ -25,23 +25,24 @@ from typing import Any
 
 import pytest
 
-from harness import allure_files, hooks, record, redact, usage
+from harness import allure_steps, hooks, journal, redact, usage
 from harness.breaker import Breaker
-from harness.cause import weigh
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
+from harness.operations import Operations
+from harness.report import allure_files
+from harness.report.box import headline, render_summary
+from harness.report.cause import weigh
+from harness.report.verdict import TestResult, TestStatus, Verdict, write_verdict
 from harness.settings import Settings, SettingsError, VerifyFix
-from harness.staging import Staging
-from harness.startup_sources import StartupWindow, read_startups
-from harness.summary import headline, render_summary
+from harness.startup.sources import StartupWindow, read_startups
 from harness.taxonomy import Category
-from harness.verdict import TestResult, TestStatus, Verdict, write_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_DIR = ROOT / "tests" / "e2e_staging"
 PROPERTY = "e2e"
 SUITE_KEY = pytest.StashKey["SuiteRun"]()
-RECORD_KEY = pytest.StashKey[record.TestRecord]()
+JOURNAL_KEY = pytest.StashKey[journal.TestJournal]()
 USAGE_KEY = pytest.StashKey[str]()
 # Suites that run only when a marker expression selects them: the one default selection.
 OPT_IN_MARKERS = ("issue_1278", "verify_fix")
@@ -160,7 +161,7 @@ class SuiteRun:
         self.breaker = breaker
         self.is_worker = is_worker
         self._loop: LoopThread | None = None
-        self._staging: Staging | None = None
+        self._operations: Operations | None = None
         self.results: dict[str, TestResult] = {}
         self.selected: dict[str, TestResult] = {}
         self.measurements: dict[str, Any] = {}
@@ -187,20 +188,20 @@ class SuiteRun:
             )
 
     @property
-    def staging(self) -> Staging:
+    def operations(self) -> Operations:
         """The operations, on the process's one event loop and HTTP client (created on first use)."""
-        if self._staging is None:
+        if self._operations is None:
             self.provide_targets()
             self._loop = LoopThread()
-            self._staging = Staging(self.settings, self.breaker, self._loop)
-        return self._staging
+            self._operations = Operations(self.settings, self.breaker, self._loop)
+        return self._operations
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._print_box()
-        if self._staging is not None:
+        if self._operations is not None:
             with contextlib.suppress(Exception):
-                self._staging.close()
+                self._operations.close()
         if self._loop is not None:
             self._loop.stop()
 
@@ -242,7 +243,7 @@ class SuiteRun:
     # -- per test (where the test runs: a worker, or the only process) ----------------------------
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
-        item.stash[RECORD_KEY] = record.TestRecord(nodeid=item.nodeid)
+        item.stash[JOURNAL_KEY] = journal.TestJournal(nodeid=item.nodeid)
         return (yield from self._phase(item, "setup"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -255,21 +256,21 @@ class SuiteRun:
 
     def _phase(self, item: pytest.Item, phase: str) -> Iterator[None]:
         """Bind the test's record for this phase; attach what the phase gathered, in every phase."""
-        rec = item.stash.get(RECORD_KEY, None) or record.TestRecord(nodeid=item.nodeid)
-        with record.bound(rec):
+        rec = item.stash.get(JOURNAL_KEY, None) or journal.TestJournal(nodeid=item.nodeid)
+        with journal.bound(rec):
             try:
                 return (yield)
             except E2EFailure as failure:
-                allure_files.attach_json(f"evidence ({phase})", failure.evidence)
+                allure_steps.attach_json(f"evidence ({phase})", failure.evidence)
                 raise
             finally:
                 exchanges = rec.unattached()
                 if exchanges:
-                    allure_files.attach_json(f"exchanges ({phase})", exchanges)
+                    allure_steps.attach_json(f"exchanges ({phase})", exchanges)
                 if phase == "teardown":
-                    allure_files.attach_attempts(rec.attempt_log)
+                    allure_steps.attach_attempts(rec.attempt_log)
                     if rec.flaky:
-                        allure_files.tag_flaky()
+                        allure_steps.tag_flaky()
 
     @pytest.hookimpl(wrapper=True, trylast=True)  # innermost: redact before Allure and JUnit read it
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -283,7 +284,7 @@ class SuiteRun:
             report.longrepr = redact.redact(report.longreprtext)
         report.sections = [(title, redact.redact(content)) for title, content in report.sections]
         if report.when == "call" or report.outcome != "passed":
-            rec = item.stash.get(RECORD_KEY, None) or record.TestRecord(nodeid=item.nodeid)
+            rec = item.stash.get(JOURNAL_KEY, None) or journal.TestJournal(nodeid=item.nodeid)
             report.user_properties.append((PROPERTY, describe_outcome(item, call, report, rec)))
         return report
 
@@ -415,7 +416,7 @@ def _base_result(item: pytest.Item, status: TestStatus) -> TestResult:
 
 
 def describe_outcome(
-    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, rec: record.TestRecord
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, rec: journal.TestJournal
 ) -> dict[str, Any]:
     """Status, category and known issue of one phase, as plain data (it travels from xdist workers)."""
     base = _base_result(item, "passed").__dict__ | {

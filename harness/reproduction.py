@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import allure
 
-from harness import record
+from harness import journal
 from harness.classify import Expect, classify_http
 from harness.errors import NotReproduced
 from harness.evidence import HttpEvidence, Target
@@ -32,6 +32,6 @@ def require_reproduced(
         raise NotReproduced(
             f"{issue} did not reproduce: {what} {summary}; a probe without the signature: {other}"
         )
-    current = record.current()
+    current = journal.current()
     current.reproduced = issue
     current.note = f"{issue} {summary} ({what}); e.g. {hits[0].summary()}"

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_base, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
 
-from harness import record
+from harness import journal
 from harness.errors import InfraFailure
 from harness.settings import Settings
 
@@ -150,8 +150,8 @@ def _note_retry(describe: str) -> Callable[[RetryCallState], None]:
         if not isinstance(exc, InfraFailure):  # the retry predicate guarantees it; be explicit anyway
             return
         wait = state.upcoming_sleep
-        record.current().note_retry(
-            record.Retry(state.attempt_number, exc.category, exc.detail, round(wait, 3))
+        journal.current().note_retry(
+            journal.Retry(state.attempt_number, exc.category, exc.detail, round(wait, 3))
         )
         log.warning(
             "%s: attempt %d failed (%s), retrying in %.2fs", describe, state.attempt_number, exc, wait
@@ -196,7 +196,7 @@ async def retry_async(
                     raise
                 outcomes.append("passed")
     finally:
-        current = record.current()
+        current = journal.current()
         current.note_attempts(max(attempt_number, 1))
         if len(outcomes) > 1:
             current.note_attempt_log(describe, outcomes)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.coverage import CAPABILITIES
-from harness.gates import NO_RETRY, TITLES
 from harness.redact import redact
-from harness.verdict import usage_verdict, write_verdict
+from harness.report.coverage import CAPABILITIES
+from harness.report.gates import NO_RETRY, TITLES
+from harness.report.verdict import usage_verdict, write_verdict
 
 # The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
 # suite's markers that take one.

@@ -49,7 +49,7 @@ SEVERITIES = frozenset(
     {"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"}
 )
 Stream = Literal["stdout", "stderr"]
-# The phrases that begin and end a startup, as the suite's parser matches them (harness/startup_evidence.py).
+# The phrases that begin and end a startup, as the suite's parser matches them (harness/startup/records.py).
 STARTUP_BEGAN = "STARTUP SEQUENCE INITIATED"
 STARTUP_SUCCEEDED = "STARTUP SEQUENCE COMPLETED SUCCESSFULLY"
 STARTUP_FAILED = ("STARTUP SEQUENCE FAILED", "Application startup failed")

@@ -121,7 +121,7 @@ const checkFirstPage = async (page) => {
     record("first page", false, `no verdict at ${verdictPath}: nothing to compare the report with`);
     return;
   }
-  // The header names the verdict (harness/allure_files.py report_name): the headline's verdict words,
+  // The header names the verdict (harness/report/allure_files.py report_name): the headline's verdict words,
   // the known issue, how strongly the cause is established; in view on load.
   const expectedWords = [
     String(verdict.headline).match(/^[A-Z][A-Z ]*[A-Z]/)?.[0] ?? String(verdict.headline).split(": ", 1)[0],

@@ -8,9 +8,9 @@ import allure
 import pytest
 
 from harness.errors import E2EFailure
+from harness.operations import Login, Operations, SocketControl
 from harness.pytest_plugin import suite_of
 from harness.settings import Settings
-from harness.staging import Login, SocketControl, Staging
 
 LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
 NO_KEY = "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target"
@@ -33,23 +33,23 @@ def settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def staging(pytestconfig: pytest.Config) -> Staging:
-    return suite_of(pytestconfig).staging
+def platform(pytestconfig: pytest.Config) -> Operations:
+    return suite_of(pytestconfig).operations
 
 
 @pytest.fixture(scope="session")  # one login per run (per xdist worker): kinder to the auth service
-def login(staging: Staging, settings: Settings) -> Iterator[Login]:
+def login(platform: Operations, settings: Settings) -> Iterator[Login]:
     """Precondition of every authenticated check: the bypass login works."""
     if not settings.oauth_simulation_key:
         pytest.skip(NO_KEY)
     with allure.step("login through POST /auth/e2e/test-auth"):
-        yield staging.login()
+        yield platform.login()
 
 
 @pytest.fixture(scope="session")
-def socket_control(staging: Staging, login: Login) -> SocketControl:
+def socket_control(platform: Operations, login: Login) -> SocketControl:
     with allure.step("control: open a chat socket with the logged-in user's token"):
         try:
-            return SocketControl(staging.welcome(login.access_token), None)
+            return SocketControl(platform.welcome(login.access_token), None)
         except E2EFailure as failure:
             return SocketControl(None, failure)

@@ -14,8 +14,8 @@ import pytest
 
 from harness.credentials import expired_token, forged_token
 from harness.errors import ProductFailure
+from harness.operations import Login, Operations, SocketControl
 from harness.settings import Settings
-from harness.staging import Login, SocketControl, Staging
 from harness.taxonomy import Category
 
 pytestmark = [
@@ -47,30 +47,30 @@ def test_chat_socket_welcomes_the_logged_in_user(socket_control: SocketControl, 
 @allure.title("The chat socket refuses a connection without a token")
 @pytest.mark.verifies("negative_auth")
 def test_chat_socket_refuses_a_connection_without_token(
-    staging: Staging, socket_control: SocketControl
+    platform: Operations, socket_control: SocketControl
 ) -> None:
-    socket_control.judge_refusal(staging.expect_refused(None))
+    socket_control.judge_refusal(platform.expect_refused(None))
 
 
 @allure.story("WebSocket auth")
 @allure.title("The chat socket refuses a token with a bad signature")
 @pytest.mark.verifies("negative_auth")
 def test_chat_socket_refuses_a_token_with_a_bad_signature(
-    staging: Staging, settings: Settings, socket_control: SocketControl
+    platform: Operations, settings: Settings, socket_control: SocketControl
 ) -> None:
     forged = forged_token(settings.test_email)
-    socket_control.judge_refusal(staging.expect_refused(forged, via="subprotocol"))
+    socket_control.judge_refusal(platform.expect_refused(forged, via="subprotocol"))
 
 
 @allure.story("WebSocket auth")
 @allure.title("The chat socket refuses an expired token (validly signed, every real claim present)")
 @pytest.mark.verifies("negative_auth")
 def test_chat_socket_refuses_an_expired_token(
-    staging: Staging, settings: Settings, socket_control: SocketControl
+    platform: Operations, settings: Settings, socket_control: SocketControl
 ) -> None:
     if not settings.jwt_secret:
         pytest.skip(
             "E2E_JWT_SECRET is not set: a validly signed expired token cannot be minted for this target"
         )
     expired = expired_token(settings.jwt_secret, settings.test_email)
-    socket_control.judge_refusal(staging.expect_refused(expired))
+    socket_control.judge_refusal(platform.expect_refused(expired))

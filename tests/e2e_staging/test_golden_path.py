@@ -12,7 +12,7 @@ import pytest
 from contract.identity import AUTH_SERVICE
 from harness.classify import Expect
 from harness.errors import ProductFailure
-from harness.staging import Login, Staging
+from harness.operations import Login, Operations
 from harness.taxonomy import Category
 from harness.turn import Turn, check_answer, check_events, check_stored, thread_to_check
 
@@ -28,10 +28,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def turn(staging: Staging, login: Login) -> Turn:
+def turn(platform: Operations, login: Login) -> Turn:
     """Precondition for the chat checks: one question asked over the WebSocket."""
     with allure.step("chat: ask one question and collect the turn"):
-        result = staging.chat(login.access_token, QUESTION)
+        result = platform.chat(login.access_token, QUESTION)
     allure.attach(
         result.transcript_json(), name="chat transcript", attachment_type=allure.attachment_type.JSON
     )
@@ -41,8 +41,8 @@ def turn(staging: Staging, login: Login) -> Turn:
 @allure.story("Login")
 @allure.title("The auth service accepts its own fresh token")
 @pytest.mark.verifies("token_checks")
-def test_login_token_is_accepted_by_the_auth_service(staging: Staging, login: Login) -> None:
-    body = staging.check(
+def test_login_token_is_accepted_by_the_auth_service(platform: Operations, login: Login) -> None:
+    body = platform.check(
         "auth",
         "/auth/validate",
         Expect(keys=("valid",), auth_endpoint=True),
@@ -57,15 +57,15 @@ def test_login_token_is_accepted_by_the_auth_service(staging: Staging, login: Lo
 @allure.story("Login")
 @allure.title("The profile behind the token is the logged-in user")
 @pytest.mark.verifies("token_checks")
-def test_profile_matches_the_logged_in_user(staging: Staging, login: Login) -> None:
-    body = staging.check(
+def test_profile_matches_the_logged_in_user(platform: Operations, login: Login) -> None:
+    body = platform.check(
         "auth",
         "/auth/me",
         Expect(keys=("email",), auth_endpoint=True, service=AUTH_SERVICE),
         what="profile (GET /auth/me)",
         headers=login.bearer,
     )
-    if body["email"] != staging.settings.test_email:
+    if body["email"] != platform.settings.test_email:
         raise ProductFailure(
             Category.PRODUCT_AUTH, f"/auth/me is {body['email']!r}: the token belongs to another user"
         )
@@ -88,9 +88,9 @@ def test_ai_answer_is_about_the_question(turn: Turn) -> None:
 @allure.story("Persistence")
 @allure.title("The question and the streamed answer are stored in the thread")
 @pytest.mark.verifies("persistence")
-def test_question_and_answer_are_stored_in_the_thread(staging: Staging, login: Login, turn: Turn) -> None:
+def test_question_and_answer_are_stored_in_the_thread(platform: Operations, login: Login, turn: Turn) -> None:
     thread = thread_to_check(turn, QUESTION)
-    body = staging.check(
+    body = platform.check(
         "backend",
         f"/api/threads/{thread}/messages",
         Expect(keys=("messages",)),

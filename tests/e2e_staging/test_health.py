@@ -13,7 +13,7 @@ import pytest
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE
 from harness import health
 from harness.classify import Expect
-from harness.staging import Staging
+from harness.operations import Operations
 
 pytestmark = [pytest.mark.health]
 
@@ -29,20 +29,20 @@ AUTH_HEALTH = Expect(service=AUTH_SERVICE, keys=("status",))
 class TestBackendHealth:
     @allure.title("The backend's /health answers 200 JSON that says it is healthy")
     @pytest.mark.verifies("backend_health")
-    def test_health_is_healthy_json_from_the_backend(self, staging: Staging) -> None:
-        body = staging.check("backend", "/health", BACKEND_HEALTH)
+    def test_health_is_healthy_json_from_the_backend(self, platform: Operations) -> None:
+        body = platform.check("backend", "/health", BACKEND_HEALTH)
         health.require_healthy(body, "backend", "/health")
 
     @allure.title("The backend's readiness says ready, and every component it reports works")
     @pytest.mark.verifies("backend_health")
-    def test_readiness_is_ready(self, staging: Staging) -> None:
-        body = staging.check("backend", "/health/ready", BACKEND_HEALTH)
+    def test_readiness_is_ready(self, platform: Operations) -> None:
+        body = platform.check("backend", "/health/ready", BACKEND_HEALTH)
         health.require_healthy(body, "backend", "/health/ready")
 
     @allure.title("The backend says its database is connected")
     @pytest.mark.verifies("backend_health")
-    def test_database_health_is_connected(self, staging: Staging) -> None:
-        body = staging.check("backend", "/health/database", Expect(keys=("connected",)))
+    def test_database_health_is_connected(self, platform: Operations) -> None:
+        body = platform.check("backend", "/health/database", Expect(keys=("connected",)))
         health.require_connected(body, "backend")
 
 
@@ -53,12 +53,12 @@ class TestBackendHealth:
 class TestAuthHealth:
     @allure.title("The auth service's /health answers 200 JSON that says it is healthy")
     @pytest.mark.verifies("auth_health")
-    def test_health_is_healthy_json_from_the_auth_service(self, staging: Staging) -> None:
-        body = staging.check("auth", "/health", AUTH_HEALTH)
+    def test_health_is_healthy_json_from_the_auth_service(self, platform: Operations) -> None:
+        body = platform.check("auth", "/health", AUTH_HEALTH)
         health.require_healthy(body, "auth", "/health")
 
     @allure.title("The auth service's readiness says ready")
     @pytest.mark.verifies("auth_health")
-    def test_readiness_is_ready(self, staging: Staging) -> None:
-        body = staging.check("auth", "/health/ready", Expect(keys=("status",)))
+    def test_readiness_is_ready(self, platform: Operations) -> None:
+        body = platform.check("auth", "/health/ready", Expect(keys=("status",)))
         health.require_healthy(body, "auth", "/health/ready")

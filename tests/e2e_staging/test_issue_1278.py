@@ -15,8 +15,8 @@ import pytest
 
 from harness.classify import Expect
 from harness.errors import NotReproduced
+from harness.operations import Operations
 from harness.reproduction import require_reproduced
-from harness.staging import Staging
 
 ISSUE = "issue-1278"
 PROBES = 6
@@ -32,24 +32,24 @@ pytestmark = [
 
 
 @allure.title("The backend's /health is answered by the gateway's 503 page, probe after probe")
-def test_backend_health_is_answered_by_the_gateway_503_page(staging: Staging) -> None:
+def test_backend_health_is_answered_by_the_gateway_503_page(platform: Operations) -> None:
     evidence = []
     for n in range(PROBES):
         with allure.step(f"probe {n + 1}/{PROBES}: GET /health"):
-            evidence.append(staging.probe("backend", "/health"))
-        time.sleep(0.5 if staging.settings.env == "local" else 5.0)
+            evidence.append(platform.probe("backend", "/health"))
+        time.sleep(0.5 if platform.settings.env == "local" else 5.0)
     require_reproduced(ISSUE, evidence, "backend /health")
 
 
 @allure.title("Every backend health path is answered by the gateway's page")
-def test_every_backend_health_path_is_answered_by_the_gateway_page(staging: Staging) -> None:
-    evidence = [staging.probe("backend", path) for path in HEALTH_PATHS]
+def test_every_backend_health_path_is_answered_by_the_gateway_page(platform: Operations) -> None:
+    evidence = [platform.probe("backend", path) for path in HEALTH_PATHS]
     require_reproduced(ISSUE, evidence, "backend health paths")
 
 
 @allure.title("The auth service stays healthy during the outage (the control)")
-def test_auth_service_stays_healthy_during_the_outage(staging: Staging) -> None:
+def test_auth_service_stays_healthy_during_the_outage(platform: Operations) -> None:
     """The control: #1278 is the backend's database path, not the whole platform."""
-    body = staging.check("auth", "/health", Expect(keys=("status",)))
+    body = platform.check("auth", "/health", Expect(keys=("status",)))
     if body["status"] != "healthy":
         raise NotReproduced(f"auth /health is {body['status']!r}: a wider outage than #1278")

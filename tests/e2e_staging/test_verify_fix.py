@@ -17,12 +17,12 @@ from typing import Any
 import allure
 import pytest
 
-from harness import gates, record
+from harness import gate_checks, journal
 from harness.evidence import HttpEvidence
+from harness.operations import Operations
 from harness.settings import Settings
-from harness.staging import Staging
-from harness.startup_evidence import StartupSummary
-from harness.startup_sources import read_startups
+from harness.startup.sources import read_startups
+from harness.startup.tally import StartupTally
 from harness.turn import validate_turn
 
 QUESTION = "After the infrastructure fix, what is 40 + 2 and where is this conversation stored?"
@@ -42,7 +42,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def recovered(staging: Staging, settings: Settings, pytestconfig: pytest.Config) -> dict[str, Any]:
+def recovered(platform: Operations, settings: Settings, pytestconfig: pytest.Config) -> dict[str, Any]:
     """Gate 1, and the precondition of every probe: the backend answers healthy within the bound."""
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
@@ -53,26 +53,26 @@ def recovered(staging: Staging, settings: Settings, pytestconfig: pytest.Config)
 
     interval = 0.5 if settings.env == "local" else 5.0
     with allure.step(f"wait up to {settings.verify.wait_s:g}s for the backend to answer healthy"):
-        body, waited = staging.wait_until_healthy(settings.verify.wait_s, interval, progress)
+        body, waited = platform.wait_until_healthy(settings.verify.wait_s, interval, progress)
     return {"health": body, "waited_s": round(waited, 2)}
 
 
 @pytest.fixture(scope="module")
-def availability(staging: Staging, settings: Settings, recovered: dict[str, Any]) -> list[HttpEvidence]:
+def availability(platform: Operations, settings: Settings, recovered: dict[str, Any]) -> list[HttpEvidence]:
     """Plain /health probes spread over the window (never retried: each one counts)."""
     verify = settings.verify
     with allure.step(f"{verify.probes} health probes over {verify.window_s:g}s"):
-        return staging.sample("backend", "/health", verify.probes, verify.window_s)
+        return platform.sample("backend", "/health", verify.probes, verify.window_s)
 
 
 @pytest.fixture(scope="module")
-def startups(settings: Settings, pytestconfig: pytest.Config) -> StartupSummary:
+def startups(settings: Settings, pytestconfig: pytest.Config) -> StartupTally:
     """The backend's startups in the window, from its own record (read once)."""
     pytestconfig.hook.pytest_e2e_await_startups(
         config=pytestconfig, minimum=settings.verify.min_startups, timeout_s=settings.verify.wait_s
     )
     with allure.step("read the backend's startup record over the window"):
-        return gates.startup_summary(read_startups(settings))
+        return gate_checks.startup_tally(read_startups(settings))
 
 
 # -- the gates -----------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def startups(settings: Settings, pytestconfig: pytest.Config) -> StartupSummary:
 @allure.title("The backend answers healthy within the wait bound")
 def test_backend_answers_healthy_within_the_wait_bound(recovered: dict[str, Any], settings: Settings) -> None:
     waited = recovered["waited_s"]
-    gates.note_gate(f"{waited}s", f"<= {settings.verify.wait_s:g}s", waited_for_health_s=waited)
+    gate_checks.note_gate(f"{waited}s", f"<= {settings.verify.wait_s:g}s", waited_for_health_s=waited)
 
 
 @pytest.mark.gate("golden_path")
@@ -91,21 +91,21 @@ def test_backend_answers_healthy_within_the_wait_bound(recovered: dict[str, Any]
 @pytest.mark.verifies("chat")
 @pytest.mark.verifies("ai_answer")
 @allure.title("Golden path run {golden_run}: login, chat, the five events, an answer about the question")
-def test_golden_path_run(golden_run: int, staging: Staging, recovered: dict[str, Any]) -> None:
-    turn = staging.chat(staging.login().access_token, QUESTION)
+def test_golden_path_run(golden_run: int, platform: Operations, recovered: dict[str, Any]) -> None:
+    turn = platform.chat(platform.login().access_token, QUESTION)
     allure.attach(
         turn.transcript_json(),
         name=f"run {golden_run} transcript",
         attachment_type=allure.attachment_type.JSON,
     )
     validate_turn(turn, QUESTION)
-    record.current().measurements[f"golden_path_run{golden_run}_s"] = round(turn.elapsed_s, 3)
+    journal.current().measurements[f"golden_path_run{golden_run}_s"] = round(turn.elapsed_s, 3)
 
 
 @pytest.mark.gate("availability")
 @allure.title("Health availability over the window meets the SLO")
 def test_availability_meets_the_slo(availability: list[HttpEvidence], settings: Settings) -> None:
-    gates.require_availability(availability, settings.verify.min_availability)
+    gate_checks.require_availability(availability, settings.verify.min_availability)
 
 
 @pytest.mark.gate("health_p95")
@@ -113,28 +113,28 @@ def test_availability_meets_the_slo(availability: list[HttpEvidence], settings: 
 def test_health_latency_p95_is_under_its_threshold(
     availability: list[HttpEvidence], settings: Settings
 ) -> None:
-    gates.require_p95(availability, settings.verify.max_p95_ms)
+    gate_checks.require_p95(availability, settings.verify.max_p95_ms)
 
 
 @pytest.mark.gate("no_known_issue")
 @allure.title("No probe shows the #1278 signature")
 def test_no_issue_1278_signature_in_any_probe(availability: list[HttpEvidence]) -> None:
-    gates.require_no_signature(availability, ISSUE)
+    gate_checks.require_no_signature(availability, ISSUE)
 
 
 @pytest.mark.gate("startup_success_rate")
 @allure.title("Staging startups succeed at the status update's rate, over enough startups")
-def test_startup_success_rate(startups: StartupSummary, settings: Settings) -> None:
-    gates.require_startup_success(startups, settings.verify, settings.startup)
+def test_startup_success_rate(startups: StartupTally, settings: Settings) -> None:
+    gate_checks.require_startup_success(startups, settings.verify, settings.startup)
 
 
 @pytest.mark.gate("db_phase_p95")
 @allure.title("The database phase (SMD phase 3) p95 is under its threshold")
-def test_database_phase_p95(startups: StartupSummary, settings: Settings) -> None:
-    gates.require_db_phase(startups, "p95", startups.db_phase_p95_s, settings.verify, settings.startup)
+def test_database_phase_p95(startups: StartupTally, settings: Settings) -> None:
+    gate_checks.require_db_phase(startups, "p95", startups.db_phase_p95_s, settings.verify, settings.startup)
 
 
 @pytest.mark.gate("db_phase_max")
 @allure.title("Every database phase (Cloud SQL connection) is under its threshold")
-def test_database_phase_max(startups: StartupSummary, settings: Settings) -> None:
-    gates.require_db_phase(startups, "max", startups.db_phase_max_s, settings.verify, settings.startup)
+def test_database_phase_max(startups: StartupTally, settings: Settings) -> None:
+    gate_checks.require_db_phase(startups, "max", startups.db_phase_max_s, settings.verify, settings.startup)

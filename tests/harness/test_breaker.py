@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import record
+from harness import journal
 from harness.breaker import Breaker
 from harness.errors import InfraFailure
 from harness.loop import LoopThread
+from harness.operations import Operations
 from harness.settings import Settings
-from harness.staging import Staging
 from harness.taxonomy import Category
 from replica.handle import ReplicaHandle
 
@@ -46,13 +46,13 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaHandle]:
         handle.stop()
 
 
-def _staging(settings: Settings, breaker_file: Path, loop: LoopThread) -> Staging:
-    return Staging(settings, Breaker(breaker_file), loop)
+def _staging(settings: Settings, breaker_file: Path, loop: LoopThread) -> Operations:
+    return Operations(settings, Breaker(breaker_file), loop)
 
 
-def _timed_failure(staging: Staging, nodeid: str) -> tuple[InfraFailure, float]:
+def _timed_failure(staging: Operations, nodeid: str) -> tuple[InfraFailure, float]:
     started = time.monotonic()
-    with record.bound(record.TestRecord(nodeid=nodeid)), pytest.raises(InfraFailure) as failure:
+    with journal.bound(journal.TestJournal(nodeid=nodeid)), pytest.raises(InfraFailure) as failure:
         staging.check("backend", "/health")
     return failure.value, time.monotonic() - started
 
@@ -74,7 +74,7 @@ def test_breaker_opens_then_fails_fast_then_closes_after_the_fix(
     assert "circuit opened in first" in second.detail
     broken.fix()
     deadline = time.monotonic() + 30
-    with record.bound(record.TestRecord(nodeid="after the fix")):
+    with journal.bound(journal.TestJournal(nodeid="after the fix")):
         while time.monotonic() < deadline:  # bounded: the crash-loop backoff plus a startup
             try:
                 body = staging.check("backend", "/health")

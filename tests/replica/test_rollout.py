@@ -24,7 +24,8 @@ from test_cloud_logging import Startup, startups
 from test_scenarios import LEGACY, FrontDoorChatTurn, chat_turn, crash_loop_status
 
 from contract.events import GOLDEN_PATH_EVENTS
-from harness.startup_evidence import parse_entries, summarize
+from harness.startup.records import parse_entries
+from harness.startup.tally import tally
 from replica.cloud_logging import SERVICE_NAME
 from replica.handle import ReplicaHandle
 
@@ -210,7 +211,7 @@ def test_a_fix_rolls_out_until_enough_startups_have_finished_since(tmp_path: Pat
             status = handle.status()
             done = status["fix"]["applied"] and status["startup_target"]["done"]
             records = parse_entries(handle.cloud_logging(), service=SERVICE_NAME)
-            summary = summarize(records, since=fixed_at, until=datetime.now(UTC) + timedelta(seconds=1))
+            summary = tally(records, since=fixed_at, until=datetime.now(UTC) + timedelta(seconds=1))
             return summary if done and summary.ok + summary.failed >= FIX_STARTUPS else None
 
         summary, took = poll_until(enough, FIX_BOUND_S, interval_s=0.25)

@@ -8,7 +8,7 @@ state and the backend's Cloud Logging entries tell them apart.
 
 Everything over real sockets: the front doors (httpx, websockets), the instances' own ports, the
 control API, `python -m replica logs`, and the record the suite's own parser
-(harness/startup_evidence.py) makes of the entries: the evidence verify-fix and the diagnosis read.
+(harness/startup/records.py) makes of the entries: the evidence verify-fix and the diagnosis read.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from contract.startup import STARTUP_FAILURE_EXIT_CODE
-from harness.startup_evidence import StartupRecord, parse_entries
+from harness.startup.records import StartupRecord, parse_entries
 from replica.cloud_logging import LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.job_summary import render
+from harness.report.job_summary import render
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 

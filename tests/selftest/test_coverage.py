@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.verdict import EXIT_INCOMPLETE
+from harness.report.verdict import EXIT_INCOMPLETE
 from replica.handle import ReplicaHandle
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.verdict import EXIT_INCONCLUSIVE
+from harness.report.verdict import EXIT_INCONCLUSIVE
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]

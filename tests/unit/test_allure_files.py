@@ -15,10 +15,9 @@ import allure_commons
 import pytest
 from allure_pytest.utils import get_status, get_status_details
 
-from harness import allure_files
-from harness.allure_files import (
-    attach_attempts,
-    attempt_status,
+from harness.allure_steps import attach_attempts, attempt_status
+from harness.report import allure_files
+from harness.report.allure_files import (
     first_page,
     has_results,
     mark_flaky_results,

@@ -1,5 +1,5 @@
 """The cause at the strength its evidence supports: confirmed, ruled out or unconfirmed by the backend's
-own startup record (harness.cause), and what the diagnosis and the headline make of it."""
+own startup record (harness.report.cause), and what the diagnosis and the headline make of it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.cause import Cause, weigh
-from harness.diagnosis import diagnose
-from harness.startup_evidence import StartupRecord, summarize
-from harness.startup_sources import StartupWindow
-from harness.summary import headline
-from harness.verdict import TestResult, Verdict
+from harness.report.box import headline
+from harness.report.cause import Cause, weigh
+from harness.report.diagnosis import diagnose
+from harness.report.verdict import TestResult, Verdict
+from harness.startup.records import StartupRecord
+from harness.startup.sources import StartupWindow
+from harness.startup.tally import tally
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +48,7 @@ def record(n: int, outcome: str, phase: str | None = None, **fields: object) -> 
 
 def window(*records: StartupRecord) -> StartupWindow:
     until = T0 + timedelta(hours=1)
-    return StartupWindow("file:x", T0, until, summary=summarize(records, since=T0, until=until))
+    return StartupWindow("file:x", T0, until, tally=tally(records, since=T0, until=until))
 
 
 UNREADABLE = StartupWindow("gcloud", T0, T0 + timedelta(hours=1), unmeasured="gcloud is not installed (...)")

@@ -27,7 +27,7 @@ GFE_503 = (
     "<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error 503 (Server Error)!!1</title>"
     "<p>The server encountered a temporary error and could not complete your request.</html>"
 )
-# Outcomes decided beyond the table (harness.staging, tests/e2e_staging): kinds a signature may name.
+# Outcomes decided beyond the table (harness.operations, tests/e2e_staging): kinds a signature may name.
 FINDING_KINDS = {"ws_accepted_without_valid_token", "ws_wrong_user", "startups_failed_in_database_phase"}
 WS_OBSERVATION = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
 LOGS_OBSERVATION = Observation(channel="logs", target="backend", path="startup")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness import record
+from harness import journal
 from harness.errors import InfraFailure, ProductFailure
 from harness.retry import QUICK_RECHECK_S, RetryPolicy, retry_after_s, retry_async
 from harness.settings import Settings
@@ -55,8 +55,8 @@ def gateway(attempt: int, headers: dict[str, str] | None = None) -> InfraFailure
 
 
 @pytest.fixture
-def rec() -> Iterator[record.TestRecord]:
-    with record.bound(record.TestRecord(nodeid="tests/unit/test_retry.py")) as bound:
+def rec() -> Iterator[journal.TestJournal]:
+    with journal.bound(journal.TestJournal(nodeid="tests/unit/test_retry.py")) as bound:
         yield bound
 
 
@@ -73,7 +73,7 @@ def run(operation: Any, policy: RetryPolicy, fake: FakeTime, **kwargs: Any) -> A
     )
 
 
-def test_infra_failure_is_retried_until_success(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_infra_failure_is_retried_until_success(rec: journal.TestJournal, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         if attempt < 3:
             raise gateway(attempt)
@@ -82,7 +82,7 @@ def test_infra_failure_is_retried_until_success(rec: record.TestRecord, fake: Fa
     assert (run(operation, NO_JITTER, fake), rec.attempts) == ("healthy", 3)
 
 
-def test_product_failure_is_not_retried(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_product_failure_is_not_retried(rec: journal.TestJournal, fake: FakeTime) -> None:
     calls: list[int] = []
 
     async def operation(attempt: int) -> None:
@@ -198,7 +198,7 @@ def test_zero_budget_means_one_attempt(fake: FakeTime) -> None:
     assert calls == [1]
 
 
-def test_retries_are_noted_in_the_record(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_retries_are_noted_in_the_record(rec: journal.TestJournal, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         if attempt == 1:
             raise gateway(attempt, {"retry-after": "2"})
@@ -210,7 +210,7 @@ def test_retries_are_noted_in_the_record(rec: record.TestRecord, fake: FakeTime)
     ]
 
 
-def test_attempts_are_noted_when_all_fail(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_attempts_are_noted_when_all_fail(rec: journal.TestJournal, fake: FakeTime) -> None:
     async def operation(attempt: int) -> None:
         raise gateway(attempt)
 
@@ -219,7 +219,7 @@ def test_attempts_are_noted_when_all_fail(rec: record.TestRecord, fake: FakeTime
     assert (rec.attempts, len(rec.retries)) == (4, 3)
 
 
-def test_each_attempt_of_a_retried_operation_is_logged(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_each_attempt_of_a_retried_operation_is_logged(rec: journal.TestJournal, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         if attempt < 3:
             raise gateway(attempt)
@@ -234,7 +234,7 @@ def test_each_attempt_of_a_retried_operation_is_logged(rec: record.TestRecord, f
     ]
 
 
-def test_an_operation_that_passes_at_once_logs_no_attempts(rec: record.TestRecord, fake: FakeTime) -> None:
+def test_an_operation_that_passes_at_once_logs_no_attempts(rec: journal.TestJournal, fake: FakeTime) -> None:
     async def operation(attempt: int) -> str:
         return "ok"
 

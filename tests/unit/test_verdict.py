@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.allure_files import categories, mark_flaky_results
-from harness.cause import Cause
-from harness.job_summary import render
-from harness.summary import headline, render_summary
+from harness.report.allure_files import categories, mark_flaky_results
+from harness.report.box import headline, render_summary
+from harness.report.cause import Cause
+from harness.report.job_summary import render
+from harness.report.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict, usage_verdict
 from harness.taxonomy import Category
-from harness.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict, usage_verdict
 
 pytestmark = pytest.mark.unit
 

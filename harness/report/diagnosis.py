@@ -7,7 +7,7 @@ endpoint (readiness, database health) reports down while the service serves expl
 The service's own code failing (an error envelope, an error frame, close 1011) is never
 infrastructure.
 
-The cause (`harness.cause`) weighs a known issue seen only from outside against the platform's own
+The cause (`harness.report.cause`) weighs a known issue seen only from outside against the platform's own
 record; when the record rules it out, its label is dropped before this diagnosis (the plugin does it),
 and a bad deploy the record shows is the product's (or its configuration's), not the infrastructure's.
 
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from harness.cause import Cause
+from harness.report.cause import Cause
 from harness.taxonomy import Category
 
 Kind = Literal["healthy", "known_issue", "infrastructure", "product_defect", "not_reproduced", "suite_error"]

@@ -3,7 +3,7 @@
 `load_entries` returns the LogEntry dicts (as `gcloud logging read --format=json` prints them) or one
 line a person can act on saying why they could not be read (`unmeasured`). It never raises for an
 environment problem, never hangs past its timeout, never passes or prints a credential. Parsing the
-entries is `harness.startup_evidence`'s job; `read_startups` does both for one window, once.
+entries is `harness.startup.records`' job; `read_startups` does both for one window, once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from harness.redact import redact_line
 from harness.settings import Settings, StartupEvidence
-from harness.startup_evidence import LOG_TEXT_REGEX, StartupSummary, as_utc, parse_entries, summarize
+from harness.startup.records import LOG_TEXT_REGEX, parse_entries
+from harness.startup.tally import StartupTally, as_utc, tally
 from harness.text import first_line
 
 DEFAULT_LIMIT = 5000
@@ -295,7 +296,7 @@ class StartupWindow:
     source: str
     since: datetime
     until: datetime
-    summary: StartupSummary | None = None
+    tally: StartupTally | None = None
     unmeasured: str | None = None
     note: str | None = None
 
@@ -327,8 +328,8 @@ def read_startups(
     )
     if result.unmeasured is not None:
         return StartupWindow(result.source, since, until, unmeasured=result.unmeasured)
-    summary = summarize(parse_entries(result.entries, service=evidence.service), since=since, until=until)
-    return StartupWindow(result.source, since, until, summary=summary, note=result.note)
+    counted = tally(parse_entries(result.entries, service=evidence.service), since=since, until=until)
+    return StartupWindow(result.source, since, until, tally=counted, note=result.note)
 
 
 def new_revision_command(evidence: StartupEvidence) -> str:

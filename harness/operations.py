@@ -20,7 +20,7 @@ import allure
 import pytest
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, BYPASS_KEY_HEADER
-from harness import record
+from harness import journal
 from harness.breaker import Breaker, new_trip
 from harness.classify import Expect, Judgement, classify_http, finding
 from harness.errors import E2EFailure, InfraFailure, ProductFailure
@@ -107,7 +107,7 @@ def user_matches(shown: str | None, user_id: str) -> bool:
     return bool(prefix) and (user_id == prefix or (shown.endswith("...") and user_id.startswith(prefix)))
 
 
-class Staging:
+class Operations:
     def __init__(
         self,
         settings: Settings,
@@ -183,7 +183,7 @@ class Staging:
                         failure.category,
                         failure.detail,
                         failure.known_issue,
-                        record.current().nodeid,
+                        journal.current().nodeid,
                         failure.kind,
                     )
                 )
@@ -229,7 +229,7 @@ class Staging:
     ) -> Any:  # fmt: skip
         expect = expect or Expect(service=SERVICES[target])
         what = what or f"{target} {method} {path}"
-        record.current().note_operation(target, is_side_endpoint(path))
+        journal.current().note_operation(target, is_side_endpoint(path))
 
         async def attempt(n: int) -> Any:
             ev = await self._exchange(target, path, method=method, headers=headers, json=json, attempt=n)
@@ -247,7 +247,7 @@ class Staging:
         elapsed time and the last answer even while one poll hangs.
         """
         expect = Expect(service=BACKEND_SERVICE)
-        record.current().note_operation("backend")
+        journal.current().note_operation("backend")
 
         async def poll() -> tuple[Any, float]:
             started = time.monotonic()
@@ -279,7 +279,7 @@ class Staging:
     def sample(self, target: Target, path: str, count: int, window_s: float) -> list[HttpEvidence]:
         """`count` plain exchanges spread evenly over `window_s` (concurrency and rate bounded by
         the settings): the raw material of an availability measurement, never retried."""
-        record.current().note_operation(target)
+        journal.current().note_operation(target)
 
         async def spread() -> list[HttpEvidence]:
             start = time.monotonic()
@@ -294,7 +294,7 @@ class Staging:
 
     def probe(self, target: Target, path: str) -> HttpEvidence:
         """One exchange, no retry, no breaker, never raises: raw evidence for reproduction tests."""
-        record.current().note_operation(target, is_side_endpoint(path))
+        journal.current().note_operation(target, is_side_endpoint(path))
         return self._run(self._exchange(target, path))
 
     # -- auth ---------------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ class Staging:
         """The precondition of every socket: the backend serves (its health, retried through a slow
         start); a socket refused by a backend that is still starting proves nothing about auth."""
         await self._check("backend", "/health", what="backend health before the chat socket")
-        record.current().note_operation("backend")
+        journal.current().note_operation("backend")
 
     async def _socket(self, token: str | None, via: TokenVia, handshake_grace_s: float) -> ChatSocket:
         """One socket, opened once (the caller retries), welcomed or raising its classified failure."""
@@ -452,7 +452,7 @@ def judged(ev: HttpEvidence, expect: Expect, what: str, target: Target) -> Any:
 
     Evidence is noted into the current test record either way.
     """
-    record.current().note_evidence(ev.to_dict())
+    journal.current().note_evidence(ev.to_dict())
     outcome = classify_http(ev, expect, target=target)
     if outcome.ok:
         return ev.json

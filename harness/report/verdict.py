@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.cause import Cause
-from harness.coverage import Coverage, TestOutcome, compute, incomplete
-from harness.diagnosis import Diagnosis, diagnose
-from harness.gates import FixVerdict, Gate, evaluate
-from harness.gates import verdict as fix_verdict_of
+from harness.report.cause import Cause
+from harness.report.coverage import Coverage, TestOutcome, compute, incomplete
+from harness.report.diagnosis import Diagnosis, diagnose
+from harness.report.gates import FixVerdict, Gate, evaluate
+from harness.report.gates import verdict as fix_verdict_of
 from harness.text import reason
 
 SCHEMA_VERSION = 3

@@ -3,7 +3,7 @@
 A known issue's signature seen only from outside is a hypothesis: a gateway's 503 page is what Cloud
 Run serves for *any* backend that is not up (a database phase timing out, a bad deploy crash-looping
 on an ImportError, a missing secret, a load balancer failing while every instance is fine). The
-platform's own record (the backend's startups, `harness.startup_sources`) confirms it or rules it
+platform's own record (the backend's startups, `harness.startup.sources`) confirms it or rules it
 out; without that record the cause stays unconfirmed, and says what would settle it.
 
 | status        | when                                                                                   |
@@ -24,8 +24,8 @@ from typing import Any, Literal, Protocol
 
 from harness import known_issues
 from harness.known_issues import Confirmation, KnownIssue
-from harness.startup_evidence import StartupRecord
-from harness.startup_sources import StartupWindow
+from harness.startup.records import StartupRecord
+from harness.startup.sources import StartupWindow
 from harness.text import first_line
 
 Status = Literal["confirmed", "unconfirmed", "ruled_out"]
@@ -85,7 +85,7 @@ def weigh(tests: Sequence[Failure], read: Callable[[], StartupWindow]) -> Cause 
 def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWindow) -> Cause:
     """The issue's outside signature held against the backend's startups in the window."""
     seen = f"the failures match {issue.id}'s outside signature ({confirmation.outside})"
-    if window.summary is None:
+    if window.tally is None:
         why = window.unmeasured or "no record"
         return Cause(
             issue.id,
@@ -93,7 +93,7 @@ def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWi
             f"{seen}; not confirmed: {why}; to confirm, {confirmation.how}",
             f"{seen}; not confirmed: {_first_clause(why)}; to confirm, {confirmation.how}",
         )
-    records = list(window.summary.records)
+    records = list(window.tally.records)
     failed = [r for r in records if r.outcome == "failed"]
     dying = [r for r in failed if _dies_as(r, confirmation)]
     if dying:

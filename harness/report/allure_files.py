@@ -16,20 +16,18 @@ import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness import known_issues
-from harness.cause import Cause
-from harness.redact import redact, redact_data
+from harness.allure_steps import FLAKY_TAG
+from harness.redact import redact
+from harness.report.cause import Cause
 from harness.taxonomy import Category
 from harness.text import first_line
 
-FLAKY_TAG = "flaky"  # set at teardown on a test that retried; settled at session end (passed or not)
 REPORT_NAME = "Staging validation"
-StepStatus = Literal["passed", "failed", "broken"]
 
 
 def categories(cause: Cause | None = None) -> list[dict[str, Any]]:
@@ -128,7 +126,7 @@ _OWNER_BY_DIAGNOSIS = {
 
 
 def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
-    """The run's verdict as the report's first entries (`harness.verdict.Verdict.to_json` output):
+    """The run's verdict as the report's first entries (`harness.report.verdict.Verdict.to_json` output):
     the diagnosis (headline), its cause, who must act, the outcome and the coverage, redacted."""
     counts = verdict.get("counts") or {}
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
@@ -265,101 +263,12 @@ def _escape_key(key: str) -> str:
     return _escape(key).replace(" ", "\\ ")
 
 
-# -- per test ----------------------------------------------------------------------------------------
-
-
-def attach_json(name: str, data: Any) -> None:
-    """Redacted JSON attached to the running test (or fixture)."""
-    try:
-        import allure
-
-        body = json.dumps(redact_data(data), indent=2, default=str)
-        allure.attach(redact(body), name=name, attachment_type=allure.attachment_type.JSON)
-    except Exception:  # no Allure in this run: the verdict keeps the evidence
-        return
-
-
-class AttemptFailed(AssertionError):
-    """A failed attempt: allure-pytest draws a step that ends in an AssertionError *failed*."""
-
-    __module__ = "builtins"  # the step's message reads "AttemptFailed: …", not a module path
-
-
-class AttemptBroken(Exception):
-    """An attempt infrastructure cut short: allure-pytest draws any other exception's step *broken*."""
-
-    __module__ = "builtins"
-
-
-_CATEGORY_PREFIX = re.compile(r"^\[([a-z_]+\.[a-z_]+)\]")
-
-
-def attempt_status(outcome: str) -> StepStatus:
-    """An attempt's Allure status from its logged outcome (`harness.retry`: "passed", or the
-    failure's first line, "[category] …"): a category's own status; anything else is broken (an
-    exception nobody classified is not a product verdict)."""
-    if outcome == "passed":
-        return "passed"
-    match = _CATEGORY_PREFIX.match(outcome)
-    try:
-        return Category(match.group(1)).allure_status if match else "broken"
-    except ValueError:
-        return "broken"
-
-
-def attach_attempts(attempt_log: Sequence[tuple[str, list[str]]]) -> None:
-    """Each attempt of a retried operation as its own step with that attempt's status (a 503 is
-    broken, with its message; the passing one passed), under a step with the operation's final
-    status: a retried pass and an exhausted retry must not look alike."""
-    try:
-        from allure_commons import plugin_manager
-
-        for describe, outcomes in attempt_log:
-            final = attempt_status(outcomes[-1]) if outcomes else "passed"
-            parent = _start_step(plugin_manager, redact(f"{describe}: {len(outcomes)} attempts"))
-            for number, outcome in enumerate(outcomes, 1):
-                step = _start_step(plugin_manager, redact(f"attempt {number}: {outcome}"))
-                _stop_step(plugin_manager, step, attempt_status(outcome), redact(outcome))
-            _stop_step(plugin_manager, parent, final, redact(outcomes[-1]) if outcomes else "")
-    except Exception:  # no Allure in this run, or it failed: the verdict keeps the evidence
-        return
-
-
-def _start_step(plugin_manager: Any, title: str) -> str:
-    step = str(uuid.uuid4())
-    plugin_manager.hook.start_step(uuid=step, title=title, params={})
-    return step
-
-
-def _stop_step(plugin_manager: Any, step: str, status: StepStatus, message: str) -> None:
-    """allure_commons' `stop_step` hook takes the status from an exception (what `allure.step` hands
-    it when its block raises): hand it one, without raising or a traceback to show."""
-    error: BaseException | None = None
-    if status == "failed":
-        error = AttemptFailed(message)
-    elif status == "broken":
-        error = AttemptBroken(message)
-    plugin_manager.hook.stop_step(
-        uuid=step, exc_type=type(error) if error else None, exc_val=error, exc_tb=None
-    )
-
-
-def tag_flaky() -> None:
-    """Tag a test that retried; `settle_flaky` keeps the tag (and marks it flaky) only if it passed."""
-    try:
-        import allure
-
-        allure.dynamic.tag(FLAKY_TAG)  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
-    except Exception:
-        return
-
-
 def main(argv: Sequence[str]) -> int:
-    """`python -m harness.allure_files has-results DIR`: exit 0 if DIR holds a test result, else 1
+    """`python -m harness.report.allure_files has-results DIR`: exit 0 if DIR holds a test result, else 1
     (`make report` then adds no history entry)."""
     if len(argv) == 2 and argv[0] == "has-results":
         return 0 if has_results(Path(argv[1])) else 1
-    print("usage: python -m harness.allure_files has-results RESULTS_DIR", file=sys.stderr)
+    print("usage: python -m harness.report.allure_files has-results RESULTS_DIR", file=sys.stderr)
     return 2
 
 

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 
 from harness.slo import wilson_lower
-from harness.startup_evidence import (
+from harness.startup.records import (
     LOG_TEXT_REGEX,
     StartupOutcome,
     StartupRecord,
     parse,
     parse_entries,
     parse_timestamp,
-    summarize,
 )
-from harness.startup_sources import gcloud_filter, load_entries
+from harness.startup.sources import gcloud_filter, load_entries
+from harness.startup.tally import tally
 
 pytestmark = pytest.mark.unit
 
@@ -705,7 +705,7 @@ UNTIL = T0 + timedelta(hours=1)
 def test_rate_counts_ok_and_failed_and_keeps_incomplete_apart() -> None:
     records = [record(i) for i in range(9)] + [record(10, "failed", failed_phase="database")]
     records += [record(20, "incomplete", db=None), record(21, "incomplete", db=None)]
-    summary = summarize(records, since=T0, until=UNTIL)
+    summary = tally(records, since=T0, until=UNTIL)
     assert (summary.ok, summary.failed, summary.incomplete, summary.started) == (9, 1, 2, 12)
     assert summary.success_rate == 0.9
     assert summary.wilson_lower_95 == wilson_lower(9, 10)
@@ -715,14 +715,14 @@ def test_rate_counts_ok_and_failed_and_keeps_incomplete_apart() -> None:
 
 def test_only_startups_begun_in_the_window_count() -> None:
     records = [record(-1, "failed"), record(0), record(60), record(61, "failed")]
-    summary = summarize(records, since=T0, until=UNTIL)
+    summary = tally(records, since=T0, until=UNTIL)
     assert (summary.ok, summary.failed) == (2, 0)
 
 
 def test_records_without_a_start_line_are_listed_apart_never_in_the_rate() -> None:
     orphan = replace(record(5, "failed", failed_phase="database"), started_at=None)
     before = replace(orphan, first_entry_at=T0 - timedelta(hours=2), last_entry_at=T0 - timedelta(hours=1))
-    summary = summarize([record(1), orphan, before], since=T0, until=UNTIL)
+    summary = tally([record(1), orphan, before], since=T0, until=UNTIL)
     assert (summary.ok, summary.failed, summary.success_rate) == (1, 0, 1.0)
     assert summary.without_start == (orphan,)
     assert "1 without a start line (not counted)" in summary.text()
@@ -732,14 +732,14 @@ def test_records_without_a_start_line_are_listed_apart_never_in_the_rate() -> No
 def test_database_phase_p95_and_max_take_every_outcome() -> None:
     records = [record(i, db=float(i + 1)) for i in range(19)]  # 1..19 s
     records += [record(30, "failed", db=107.301), record(31, "incomplete", db=2.0), record(32, db=None)]
-    summary = summarize(records, since=T0, until=UNTIL)
+    summary = tally(records, since=T0, until=UNTIL)
     assert summary.db_phase_samples == 21
     assert summary.db_phase_p95_s == 19.0  # nearest rank 20 of 21 sorted values
     assert summary.db_phase_max_s == 107.301
 
 
 def test_no_finished_startup_gives_no_rate_and_no_timing() -> None:
-    summary = summarize([record(1, "incomplete", db=None)], since=T0, until=UNTIL)
+    summary = tally([record(1, "incomplete", db=None)], since=T0, until=UNTIL)
     assert (
         summary.success_rate,
         summary.wilson_lower_95,
@@ -754,7 +754,7 @@ def test_summary_of_parsed_logs_reads_as_evidence() -> None:
         successful_startup(INSTANCE_A, T0 + timedelta(minutes=1))
         + failed_startup(INSTANCE_B, T0 + timedelta(minutes=2))
     )
-    summary = summarize(parse_entries(entries), since=T0, until=UNTIL)
+    summary = tally(parse_entries(entries), since=T0, until=UNTIL)
     assert summary.text() == (
         "startups 2025-09-15T18:00:00.000Z..2025-09-15T19:00:00.000Z: 1 ok, 1 failed (database 1), "
         "0 incomplete; success rate 50.0% (Wilson 95% lower 9.5%); "

@@ -1,6 +1,6 @@
 """What the current test has done so far: attempts, retries, evidence, measurements.
 
-The pytest plugin opens one `TestRecord` per test and binds it for each phase (setup, call,
+The pytest plugin opens one `TestJournal` per test and binds it for each phase (setup, call,
 teardown) in a context variable; the operations the test performs write into the bound record,
 which the plugin then reads for the verdict and for Allure. A context variable, not a module slot:
 it follows the test into the event loop thread where its operations run (see `harness.loop`).
@@ -26,7 +26,7 @@ class Retry:
 
 
 @dataclass
-class TestRecord:
+class TestJournal:
     __test__ = False  # not a pytest test class
 
     nodeid: str = ""
@@ -69,20 +69,20 @@ class TestRecord:
         return fresh
 
 
-_current: ContextVar[TestRecord | None] = ContextVar("e2e_test_record", default=None)
+_current: ContextVar[TestJournal | None] = ContextVar("e2e_test_record", default=None)
 
 
-def current() -> TestRecord:
+def current() -> TestJournal:
     """The bound record; outside a test (a script, a benchmark) a throwaway one."""
     bound = _current.get()
     if bound is None:
-        bound = TestRecord()
+        bound = TestJournal()
         _current.set(bound)
     return bound
 
 
 @contextlib.contextmanager
-def bound(rec: TestRecord) -> Iterator[TestRecord]:
+def bound(rec: TestJournal) -> Iterator[TestJournal]:
     """Bind `rec` for the duration of a test phase."""
     token = _current.set(rec)
     try:

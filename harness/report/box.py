@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness import known_issues, text
-from harness.cause import Cause
-from harness.coverage import Coverage
-from harness.gates import Gate
+from harness.report.cause import Cause
+from harness.report.coverage import Coverage
+from harness.report.gates import Gate
+from harness.report.verdict import EXIT_NO_TESTS, FailureGroup, TestResult, Verdict
 from harness.taxonomy import Category
-from harness.verdict import EXIT_NO_TESTS, FailureGroup, TestResult, Verdict
 
 WIDTH = 100
 # A message's first line, cut for a terminal or a job summary.

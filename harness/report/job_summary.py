@@ -1,4 +1,4 @@
-"""`python -m harness.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
+"""`python -m harness.report.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
 
 The same words as the terminal's box and Allure's first page: the headline, the cause and its
 strength, the coverage with a note on every row that is not verified, then one row per cause (its
