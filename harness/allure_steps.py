@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from harness import allure_api as allure
+from harness import known_issues
 from harness.redact import redact, redact_data
 from harness.taxonomy import Category
 
@@ -22,8 +24,6 @@ StepStatus = Literal["passed", "failed", "broken"]
 def attach_json(name: str, data: Any) -> None:
     """Redacted JSON attached to the running test (or fixture)."""
     try:
-        import allure
-
         body = json.dumps(redact_data(data), indent=2, default=str)
         allure.attach(redact(body), name=name, attachment_type=allure.attachment_type.JSON)
     except Exception:  # no Allure in this run: the verdict keeps the evidence
@@ -98,8 +98,33 @@ def _stop_step(plugin_manager: Any, step: str, status: StepStatus, message: str)
 def tag_flaky() -> None:
     """Tag a test that retried; `settle_flaky` keeps the tag (and marks it flaky) only if it passed."""
     try:
-        import allure
-
-        allure.dynamic.tag(FLAKY_TAG)  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
+        allure.dynamic.tag(FLAKY_TAG)
     except Exception:
         return
+
+
+def _issue(issue_id: str) -> known_issues.KnownIssue:
+    issue = known_issues.get(issue_id)
+    if issue is None:
+        raise ValueError(f"{issue_id!r} is not in the known-issue catalogue")
+    return issue
+
+
+def issue_marks(issue_id: str) -> list[Any]:
+    """A test module's tie to a known issue, from the catalogue: its epic (the issue's name) and its
+    link, as `pytestmark` entries."""
+    issue = _issue(issue_id)
+    return [allure.epic(issue.name), allure.link(issue.link, link_type="issue", name=issue.name)]
+
+
+def issue_link(issue_id: str) -> Any:
+    """A test's (or class's) link to a known issue, from the catalogue, as an Allure decorator."""
+    issue = _issue(issue_id)
+    return allure.link(issue.link, link_type="issue", name=issue.name)
+
+
+def label_issue(issue_id: str) -> None:
+    """The same, decided at run time (the issue a verify-fix run verifies is a setting)."""
+    issue = _issue(issue_id)
+    allure.dynamic.epic(issue.name)
+    allure.dynamic.link(issue.link, link_type="issue", name=issue.name)

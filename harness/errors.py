@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.redact import redact
 from harness.taxonomy import Category
+from harness.text import known_issue_mark
 
 
 class E2EFailure(Exception):
@@ -40,7 +41,7 @@ class E2EFailure(Exception):
         self.signature = signature  # the known issue's signature that labelled it
         self.kind = kind
         self.service = service
-        suffix = f" (known issue {known_issue})" if known_issue else ""  # Allure routes it by this text
+        suffix = f" {known_issue_mark(known_issue)}" if known_issue else ""  # Allure routes it by this text
         super().__init__(f"[{self.category}] {message}{suffix}")
 
     @staticmethod

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import allure
 import pytest
 
+from harness import allure_api as allure
 from harness import journal
 from harness.classify import Expect, classify_http, finding
 from harness.errors import E2EFailure, InfraFailure, ProductFailure

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import allure
-
 from contract.rest import HEALTHY_STATUSES, READY_STATUSES
+from harness import allure_api as allure
 from harness import journal
 from harness.errors import InfraFailure, ProductFailure
 from harness.evidence import Target
@@ -64,4 +63,4 @@ def _note_unreported(body: Mapping[str, Any], where: str) -> None:
     unreported = [name for name in ("service", *COMPONENTS) if name not in body]
     note = f"{where}: not reported: {', '.join(unreported)}" if unreported else None
     journal.current().note = note
-    allure.dynamic.description(note or f"{where}: every field reported")  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
+    allure.dynamic.description(note or f"{where}: every field reported")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.evidence import Channel, Observation, Target
 from harness.taxonomy import Category
+from harness.text import known_issue_mark
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "known_issues.json"
 
@@ -94,6 +95,7 @@ class KnownIssue(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
+    name: str  # what people call it ("Issue #1278"): verify-fix's words ("Issue #1278: FIXED")
     title: str
     link: str
     blame: Literal[
@@ -122,7 +124,7 @@ class KnownIssue(BaseModel):
     @property
     def mark(self) -> str:
         """The text E2EFailure messages carry, by which Allure's categories route them."""
-        return f"(known issue {self.id})"
+        return known_issue_mark(self.id)
 
 
 class _Catalogue(BaseModel):
@@ -140,10 +142,24 @@ class _Catalogue(BaseModel):
         return issues
 
 
+_active: list[Path] = [DEFAULT_PATH]
+
+
+def use(path: Path) -> None:
+    """The catalogue this process reads from now on (`E2E_KNOWN_ISSUES`; the plugin calls it in the
+    controller and in every xdist worker). Loading it validates it: a bad catalogue fails here, loudly."""
+    load(path)
+    _active[0] = path
+
+
 @functools.cache
-def load(path: Path = DEFAULT_PATH) -> tuple[KnownIssue, ...]:
-    """The catalogue (validated, regexes checked once; cached per path)."""
+def _load(path: Path) -> tuple[KnownIssue, ...]:
     return _Catalogue.model_validate(json.loads(path.read_text(encoding="utf-8"))).issues
+
+
+def load(path: Path | None = None) -> tuple[KnownIssue, ...]:
+    """The catalogue (validated, regexes checked once; cached per path): the active one by default."""
+    return _load(path or _active[0])
 
 
 @dataclass(frozen=True)
@@ -165,3 +181,9 @@ def match(
 
 def get(issue_id: str | None) -> KnownIssue | None:
     return next((issue for issue in load() if issue.id == issue_id), None)
+
+
+def name_of(issue_id: str | None) -> str:
+    """The issue's name from the catalogue ("Issue #1278"), else its id."""
+    issue = get(issue_id)
+    return issue.name if issue else str(issue_id)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import allure
 import pytest
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE, BYPASS_KEY_HEADER
+from harness import allure_api as allure
 from harness import journal
 from harness.breaker import Breaker, new_trip
 from harness.classify import Expect, Judgement, classify_http, finding
@@ -78,7 +78,7 @@ class SocketControl:
                 f"not judged: the socket was refused ({how}), but so was the logged-in user's valid token "
                 f"({why}); a refusal proves no auth decision when every socket is refused"
             )
-        allure.dynamic.description(f"refused: {how}")  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
+        allure.dynamic.description(f"refused: {how}")
 
     def require_the_user(self, login: Login) -> None:
         """The control's socket was accepted, and its welcome names the logged-in user."""

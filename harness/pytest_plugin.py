@@ -30,10 +30,9 @@ from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
 from harness.operations import Operations
-from harness.report import allure_files
-from harness.report.box import headline, render_summary
+from harness.report import allure_files, box
 from harness.report.cause import weigh
-from harness.report.verdict import TestResult, TestStatus, Verdict, write_verdict
+from harness.report.verdict import RunFacts, TestResult, TestStatus, Verdict, conclude, write_verdict
 from harness.settings import Settings, SettingsError, VerifyFix
 from harness.startup.sources import StartupWindow, read_startups
 from harness.taxonomy import Category
@@ -168,7 +167,7 @@ class SuiteRun:
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.verdict: Verdict | None = None
-        self.pytest_exit = 0
+        self.body: dict[str, Any] = {}
 
     def provide_targets(self) -> None:
         """Targets for the run, once: the settings' own, or a provider's (the replica's plugin starts the
@@ -329,22 +328,25 @@ class SuiteRun:
                 dataclasses.replace(t, known_issue=None) if t.known_issue == cause.known_issue else t
                 for t in tests
             ]
-        self.verdict = Verdict(
-            environment=self.settings.env,
-            targets={k: v or "" for k, v in self.settings.targets.items()},
-            started_at=self.started_at,
-            duration_s=time.monotonic() - self.started,
-            tests=tests,
-            selected=[t for nodeid, t in self.selected.items() if nodeid not in self.results],
-            verify=bool(tests) and all("verify_fix" in t.markers for t in tests),
-            measurements=self.measurements,
-            cause=cause,
-            usage_error=self.config.stash.get(USAGE_KEY, None),
+        verify = bool(tests) and all("verify_fix" in t.markers for t in tests)
+        self.verdict = conclude(
+            RunFacts(
+                pytest_exit=int(exitstatus),
+                environment=self.settings.env,
+                targets={k: v or "" for k, v in self.settings.targets.items()},
+                started_at=self.started_at,
+                duration_s=time.monotonic() - self.started,
+                tests=tuple(tests),
+                not_reached=tuple(t for nodeid, t in self.selected.items() if nodeid not in self.results),
+                verified_issue=self.settings.verify.issue if verify else None,
+                measurements=self.measurements,
+                cause=cause,
+                usage_error=self.config.stash.get(USAGE_KEY, None),
+            )
         )
-        self.pytest_exit = int(exitstatus)
-        session.exitstatus = self.verdict.exit_status(self.pytest_exit)
-        body = self.verdict.to_json(self.pytest_exit, headline(self.verdict, self.pytest_exit))  # once
-        write_verdict(Path(self.config.getoption("verdict")), body)
+        session.exitstatus = self.verdict.exit_status
+        self.body = self.verdict.body()
+        write_verdict(Path(self.config.getoption("verdict")), self.body)
         results_dir = self.config.getoption("allure_report_dir", None)
         if results_dir:
             environment = {
@@ -353,9 +355,8 @@ class SuiteRun:
                 "python": sys.version.split()[0],
             }
             allure_files.write_launch_files(
-                Path(results_dir), environment, allure_files.executor_info(), self.verdict.cause
+                Path(results_dir), environment, allure_files.executor_info(), self.body
             )
-            allure_files.write_first_page(Path(results_dir), body)  # the headline on the first page
             allure_files.mark_flaky_results(Path(results_dir))
 
     def _read_startups(self) -> StartupWindow:
@@ -382,9 +383,9 @@ class SuiteRun:
     def _print_box(self) -> None:
         """The verdict's box, the last thing a person reads (after pytest's own counts)."""
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.is_worker or self.verdict is None or terminal is None or self.verdict.usage_error:
+        if self.is_worker or self.verdict is None or terminal is None or self.verdict.facts.usage_error:
             return  # a usage error is pytest's to print, plainly: there is no verdict to box
-        for line in render_summary(self.verdict, self.pytest_exit, self.config.getoption("verdict")):
+        for line in box.render(self.body, self.config.getoption("verdict")):
             terminal.write_line(line)
 
 

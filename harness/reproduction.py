@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import allure
-
+from harness import allure_api as allure
 from harness import journal
 from harness.classify import Expect, classify_http
 from harness.errors import NotReproduced
@@ -26,7 +25,7 @@ def require_reproduced(
     lines = [f"{i + 1}: {issue if hit else 'other'} | {ev.summary()}" for i, (ev, hit) in enumerate(matched)]
     allure.attach("\n".join(lines), name=f"{what}: probes", attachment_type=allure.attachment_type.TEXT)
     summary = f"reproduced in {len(hits)}/{len(evidence)} probes"
-    allure.dynamic.description(f"{what}: {summary}")  # type: ignore[no-untyped-call]  # allure-python leaves it unannotated
+    allure.dynamic.description(f"{what}: {summary}")
     if len(hits) != len(evidence) or not hits:
         other = next((ev.summary() for ev, hit in matched if not hit), "no probe")
         raise NotReproduced(

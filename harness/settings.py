@@ -121,6 +121,7 @@ class VerifyFix:
     max_db_phase_s: float = 30.0  # SMD phase 3, and Cloud SQL connection establishment, "consistently"
     min_startup_success: float = 0.90  # the rate must be above it ("startup success rate >90%")
     min_startups: int = 10  # "consistently": a rate, or a p95, over fewer finished startups says too little
+    issue: str = "issue-1278"  # the known issue whose fix is verified (its name and signature: the catalogue)
 
     @classmethod
     def from_env(cls, get: _Getter, env: Env) -> VerifyFix:
@@ -135,6 +136,7 @@ class VerifyFix:
             max_db_phase_s=_positive(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
             min_startup_success=_rate(get, "E2E_SLO_MIN_STARTUP_SUCCESS", 0.90),
             min_startups=_positive_int(get, "E2E_SLO_MIN_STARTUPS", 10),
+            issue=get("E2E_VERIFY_ISSUE") or "issue-1278",
         )
 
     def describe(self) -> list[str]:
@@ -148,6 +150,7 @@ class VerifyFix:
             f"E2E_SLO_MAX_DB_PHASE_S = {self.max_db_phase_s:g}",
             f"E2E_SLO_MIN_STARTUP_SUCCESS = {self.min_startup_success:g}",
             f"E2E_SLO_MIN_STARTUPS = {self.min_startups}",
+            f"E2E_VERIFY_ISSUE = {self.issue}",
         ]
 
 

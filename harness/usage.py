@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.redact import redact
 from harness.report.coverage import CAPABILITIES
 from harness.report.gates import NO_RETRY, TITLES
-from harness.report.verdict import usage_verdict, write_verdict
+from harness.report.verdict import EXIT_USAGE, RunFacts, conclude, write_verdict
 
 # The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
 # suite's markers that take one.
@@ -74,4 +73,5 @@ def marker_argument_problem(item: pytest.Item) -> str | None:
 
 
 def write_usage_verdict(path: Path, message: str) -> None:
-    write_verdict(path, usage_verdict(message, redact))
+    """A run stopped by a usage error is concluded as every run is: outcome `error`, no diagnosis."""
+    write_verdict(path, conclude(RunFacts(pytest_exit=EXIT_USAGE, usage_error=message)).body())

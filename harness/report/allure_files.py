@@ -23,28 +23,27 @@ from typing import Any
 from harness import known_issues
 from harness.allure_steps import FLAKY_TAG
 from harness.redact import redact
-from harness.report.cause import Cause
 from harness.taxonomy import Category
-from harness.text import first_line
 
 REPORT_NAME = "Staging validation"
 
 
-def categories(cause: Cause | None = None) -> list[dict[str, Any]]:
+def categories(cause: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Allure categories: each catalogued known issue first (the first match wins), then the taxonomy.
 
-    The run's cause weighs them as everywhere else: an issue its record ruled out gets no category
-    (its failures fall to their taxonomy category), an unconfirmed one says so in its name.
-    Regexes avoid inline flags: Allure 2 (Java) and Allure 3 (JavaScript) both read them.
+    `cause` is the verdict body's: an issue its record ruled out gets no category (its failures fall to
+    their taxonomy category), an unconfirmed one says so in its name. Regexes avoid inline flags:
+    Allure 2 (Java) and Allure 3 (JavaScript) both read them.
     """
+    strength = {str(cause["known_issue"]): str(cause["status"])} if cause else {}
     rows: list[dict[str, Any]] = [
         {
-            "name": issue.allure_category + _strength(issue.id, cause),
+            "name": issue.allure_category + _STRENGTH.get(strength.get(issue.id, ""), ""),
             "matchedStatuses": ["broken", "failed"],
             "messageRegex": rf"[\s\S]*{re.escape(issue.mark)}[\s\S]*",
         }
         for issue in known_issues.load()
-        if not (cause and cause.known_issue == issue.id and cause.status == "ruled_out")
+        if strength.get(issue.id) != "ruled_out"
     ]
     for category in Category:
         rows.append(
@@ -60,22 +59,23 @@ def categories(cause: Cause | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _strength(issue_id: str, cause: Cause | None) -> str:
-    return (
-        " (unconfirmed: outside signature only)"
-        if cause and cause.known_issue == issue_id and cause.status == "unconfirmed"
-        else ""
-    )
+_STRENGTH = {"unconfirmed": " (unconfirmed: outside signature only)"}
 
 
 def write_launch_files(
-    results_dir: Path, environment: dict[str, str], executor: dict[str, Any], cause: Cause | None = None
+    results_dir: Path, environment: dict[str, str], executor: dict[str, Any], verdict: Mapping[str, Any]
 ) -> None:
+    """categories.json, environment.properties and executor.json, with the verdict (its body) on the
+    report's first page: ahead of the run's environment entries (the Metadata block) and its label as the
+    report's name (the header, via allurerc.mjs)."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "categories.json").write_text(json.dumps(categories(cause), indent=2))
-    lines = [f"{key}={_escape(value)}" for key, value in sorted(environment.items())]
+    (results_dir / "categories.json").write_text(json.dumps(categories(verdict.get("cause")), indent=2))
+    entries = [*first_page(verdict).items(), *sorted(environment.items())]
+    lines = [f"{_escape_key(key)}={_escape(value)}" for key, value in entries]
     (results_dir / "environment.properties").write_text("\n".join(lines) + "\n")
-    (results_dir / "executor.json").write_text(json.dumps(executor, indent=2))
+    (results_dir / "executor.json").write_text(
+        json.dumps(executor | {"reportName": report_name(verdict)}, indent=2)
+    )
 
 
 def settle_flaky(result: dict[str, Any]) -> bool:
@@ -116,58 +116,27 @@ def has_results(results_dir: Path) -> bool:
 
 # -- the verdict on the report's first page ------------------------------------------------------
 
-_OWNER_BY_DIAGNOSIS = {
-    "healthy": "nobody (nothing failed)",
-    "infrastructure": "infrastructure (the platform team)",
-    "product_defect": "product (the service's own code)",
-    "not_reproduced": "nobody (the issue was not seen)",
-    "suite_error": "the validation suite (not staging)",
-}
-
 
 def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
-    """The run's verdict as the report's first entries (`harness.report.verdict.Verdict.to_json` output):
-    the diagnosis (headline), its cause, who must act, the outcome and the coverage, redacted."""
+    """The run's verdict (its body) as the report's first entries: the diagnosis (headline), its cause,
+    who must act, the outcome and the coverage, redacted."""
     counts = verdict.get("counts") or {}
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
-    outcome = (
-        f"{str(verdict.get('outcome', 'unknown')).upper()} (exit {verdict.get('exit_status', '?')}): {tally}"
-    )
     entries = {
-        "diagnosis": str(verdict.get("headline") or "no headline"),
-        "cause": _cause(verdict),
-        "owner": _owner(verdict),
-        "outcome": outcome,
+        "diagnosis": str(verdict["headline"]),
+        "cause": _cause(verdict.get("cause")),
+        "owner": str(verdict["owner"]),
+        "outcome": f"{str(verdict['outcome']).upper()} (exit {verdict['exit_status']}): {tally}",
         **_coverage(verdict.get("coverage") or []),
     }
     return {key: redact(value) for key, value in entries.items()}
 
 
-def _cause(verdict: Mapping[str, Any]) -> str:
-    cause = verdict.get("cause")
-    if isinstance(cause, Mapping):
-        issue, status = cause.get("known_issue"), str(cause.get("status", "")).replace("_", " ")
-        subject = f"{issue} {status}" if issue else f"no known issue ({status})"
-        return f"{subject}: {cause.get('evidence') or 'no evidence given'}"
-    issue = verdict.get("known_issue")
-    return f"known issue {issue}" if issue else "none assessed"
-
-
-def _owner(verdict: Mapping[str, Any]) -> str:
-    """Who must act: a known issue's blame, else the diagnosis's; a healthy run that is not a pass
-    (incomplete), or a run stopped by a usage error, is the operator's to finish."""
-    diagnosis = str(verdict.get("diagnosis", ""))
-    if diagnosis == "known_issue":
-        issue = known_issues.get(verdict.get("known_issue"))
-        return f"{issue.blame if issue else 'unknown'} (known issue {verdict.get('known_issue')})"
-    if diagnosis == "healthy" and verdict.get("outcome") not in ("passed", None):
-        return "the run's operator (nothing failed; the run is not complete)"
-    if verdict.get("outcome") == "error":
-        return "the run's operator (the run could not start)"
-    cause = verdict.get("cause")
-    if isinstance(cause, Mapping) and cause.get("status") == "ruled_out" and diagnosis == "product_defect":
-        return "product (a bad deploy: the code or its configuration)"  # the startup record shows it
-    return _OWNER_BY_DIAGNOSIS.get(diagnosis, f"unknown ({diagnosis or 'no diagnosis'})")
+def _cause(cause: Mapping[str, Any] | None) -> str:
+    if not cause:
+        return "none assessed"
+    status = str(cause["status"]).replace("_", " ")
+    return f"{cause['known_issue']} {status}: {cause.get('evidence') or 'no evidence given'}"
 
 
 def _coverage(coverage: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -189,47 +158,11 @@ def _coverage(coverage: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
-_LEAD = re.compile(r"[A-Z][A-Z ]*[A-Z]")
-
-
 def report_name(verdict: Mapping[str, Any]) -> str:
-    """The header's line: the headline's verdict words, the known issue and how strongly the cause is
-    established ("KNOWN ISSUE issue-1278 (confirmed)", "HEALTHY"), on one line. The whole headline
-    wraps to three lines or more, and a header that tall pushes the first test low enough that the
-    report scrolls it into view on load, taking the header out of sight."""
-    headline = str(verdict.get("headline") or "no headline")
-    lead = _LEAD.match(headline)
-    parts = [lead.group(0) if lead else first_line(headline.split(": ", 1)[0], 60)]
-    issue = verdict.get("known_issue")
-    if issue:
-        parts.append(str(issue))
-    cause = verdict.get("cause")
-    if isinstance(cause, Mapping) and cause.get("status"):
-        status = str(cause["status"]).replace("_", " ")
-        subject = "" if cause.get("known_issue") in (None, issue) else f"{cause['known_issue']} "
-        parts.append(f"({subject}{status})")
-    return redact(f"{REPORT_NAME}: {' '.join(parts)}")
-
-
-def write_first_page(results_dir: Path, verdict: Mapping[str, Any]) -> None:
-    """Put the verdict where Allure 3.14.3 shows it first: ahead of the run's environment entries in
-    environment.properties (the Metadata block), and its label as the report's name in executor.json
-    (the header, via allurerc.mjs). Call it after `write_launch_files`, whose entries it keeps."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    entries = first_page(verdict)
-    env_file = results_dir / "environment.properties"
-    ours = {f"{_escape_key(key)}=" for key in entries}
-    kept = [
-        line
-        for line in (env_file.read_text().splitlines() if env_file.exists() else [])
-        if line and not any(line.startswith(prefix) for prefix in ours)
-    ]
-    lines = [f"{_escape_key(key)}={_escape(value)}" for key, value in entries.items()]
-    env_file.write_text("\n".join(lines + kept) + "\n")
-    executor_file = results_dir / "executor.json"
-    executor = json.loads(executor_file.read_text()) if executor_file.exists() else {}
-    executor["reportName"] = report_name(verdict)
-    executor_file.write_text(json.dumps(executor, indent=2))
+    """The header's line: the verdict's label ("KNOWN ISSUE issue-1278 (confirmed)", "HEALTHY"), on one
+    line. The whole headline wraps to three lines or more, and a header that tall pushes the first test
+    low enough that the report scrolls it into view on load, taking the header out of sight."""
+    return redact(f"{REPORT_NAME}: {verdict['label']}")
 
 
 def executor_info() -> dict[str, Any]:

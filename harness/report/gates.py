@@ -1,5 +1,5 @@
 """The gates of post-fix verification: each measured value, its threshold, and passed, failed or
-unmeasured (with the reason and how to measure it). Issue #1278 is FIXED only when every gate was
+unmeasured (with the reason and how to measure it). The verified issue is FIXED only when every gate was
 measured and passed; NOT FIXED when one failed; INCONCLUSIVE when none failed but some were not
 measured (skipped is not verified).
 
@@ -31,7 +31,7 @@ TITLES: dict[str, str] = {
     "golden_path": "golden path (login, chat, 5 events, AI answer) every run",
     "availability": "health availability over the window",
     "health_p95": "health latency p95",
-    "no_known_issue": "no #1278 signature in any probe",
+    "no_known_issue": "no probe shows the verified issue's signature",
     "startup_success_rate": "startup success rate (ok / (ok + failed)) in the window",
     "db_phase_p95": "database phase (SMD phase 3) p95",
     "db_phase_max": "database phase max (Cloud SQL connection < 30 s consistently)",
@@ -114,7 +114,7 @@ def _gate(name: str, tests: Sequence[GateResult]) -> Gate:
     )
 
 
-def verdict(gates: Sequence[Gate]) -> FixVerdict:
+def fix_verdict(gates: Sequence[Gate]) -> FixVerdict:
     if any(g.status == "failed" for g in gates):
         return "NOT FIXED"
     if any(g.status == "unmeasured" for g in gates):

@@ -1,10 +1,11 @@
 """`python -m harness.report.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
 
-The same words as the terminal's box and Allure's first page: the headline, the cause and its
-strength, the coverage with a note on every row that is not verified, then one row per cause (its
-count, the evidence's key fact, the known issue linked). Known-issue failures are listed apart from
-new ones: a night that only shows #1278 again needs no one's attention beyond its ticket; a new
-cause does. A verify-fix run shows its gates table; a usage error shows only the error.
+The same words as the terminal's box and Allure's first page, read from the verdict's body and
+deciding nothing: the headline, who must act, the cause and its strength, the coverage with a note on
+every row that is not verified, then one row per cause (its count, the evidence's key fact, the known
+issue linked). Known-issue failures are listed apart from new ones: a night that only shows #1278 again
+needs no one's attention beyond its ticket; a new cause does. A verify-fix run shows its gates table; a
+run that tested nothing shows only its headline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import known_issues
 from harness.text import first_line
 
 
@@ -23,20 +23,17 @@ def _cell(text: Any) -> str:
     return first_line(str(text) if text is not None else "", 300).replace("|", "\\|")
 
 
-def _issue(issue_id: str | None) -> str:
-    issue = known_issues.get(issue_id)
+def _issue(issue_id: str | None, link: str | None) -> str:
     if issue_id is None:
         return "-"
-    return f"[{issue_id}]({issue.link})" if issue else issue_id
+    return f"[{issue_id}]({link})" if link else issue_id
 
 
 def _cause_line(cause: dict[str, Any] | None) -> list[str]:
     if not cause:
         return []
-    return [
-        "",
-        f"Cause: **{cause['status'].replace('_', ' ')}** {_issue(cause.get('known_issue'))}: {_cell(cause['evidence'])}",
-    ]
+    issue = _issue(cause.get("known_issue"), cause.get("link"))
+    return ["", f"Cause: **{cause['status'].replace('_', ' ')}** {issue}: {_cell(cause['evidence'])}"]
 
 
 def _groups(title: str, groups: list[dict[str, Any]]) -> list[str]:
@@ -50,7 +47,7 @@ def _groups(title: str, groups: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {g['count']} | `{g['category']}` | {_issue(g.get('known_issue'))} | {_cell(g['reason'])} |"
+        f"| {g['count']} | `{g['category']}` | {_issue(g.get('known_issue'), g.get('link'))} | {_cell(g['reason'])} |"
         for g in groups
     ]
     names = [f"`{nodeid.split('::')[-1]}`" for g in groups for nodeid in g["tests"]]
@@ -63,10 +60,11 @@ def render(verdict: dict[str, Any]) -> str:
     lines = [
         f"## Staging validation: {outcome} (exit {verdict.get('exit_status', '?')})",
         "",
-        f"**{first_line(str(verdict.get('headline') or verdict.get('diagnosis')))}**",
+        f"**{first_line(str(verdict['headline']))}**",
     ]
-    if verdict.get("outcome") == "error":  # a usage error: nothing was tested, nothing to judge
+    if not verdict.get("diagnosis"):  # nothing was tested: the headline says why, nothing to judge
         return "\n".join(lines) + "\n"
+    lines += ["", f"Who acts: {verdict['owner']}"]
     lines += _cause_line(verdict.get("cause"))
     counts = verdict["counts"]
     lines += [
@@ -88,7 +86,7 @@ def render(verdict: dict[str, Any]) -> str:
     if slo:
         lines += [
             "",
-            f"### Issue #1278: {slo.get('verdict')}",
+            f"### {slo['issue_name']}: {slo['verdict']}",
             "",
             "| gate | status | measured | threshold | detail |",
         ]

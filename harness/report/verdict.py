@@ -1,11 +1,15 @@
-"""The run's verdict: per-test results in; outcome, diagnosis, coverage and (for verify-fix) gates out.
+"""The run's verdict, decided once: the run's facts in, everything it concluded out.
 
-reports/verdict.json is a contract (schema below in the README). Outcomes and exit statuses:
+`conclude(RunFacts)` computes, once, the outcome, the exit status, the diagnosis, the headline, who
+must act, the cause, the coverage, the failure groups and (verify-fix) the gates, into one frozen
+`Verdict`; `Verdict.body()` is reports/verdict.json (a contract: README, docs/verdict.schema.json). The
+terminal box, the job summary and Allure's first page render that body and decide nothing. A run
+stopped by a usage error is concluded the same way.
 
 | outcome        | exit | when                                                                        |
 |----------------|------|-----------------------------------------------------------------------------|
 | `passed`       | 0    | nothing failed, and every golden-path step the selection included was verified |
-| `failed`       | 1    | a test failed (or pytest's own status: 2 interrupted, 4 usage error, 5 no tests) |
+| `failed`       | 1    | a test failed (or pytest's own status when it says more: 2 interrupted)        |
 | `incomplete`   | 6    | nothing failed, but a selected golden-path step could not run (e.g. no bypass key) |
 | `inconclusive` | 7    | verify-fix: no gate failed, but some could not be measured                   |
 | `error`        | 4, 5 | a usage error (a bad setting, an unknown marker), or no test selected: no verdict on staging |
@@ -15,34 +19,42 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness import known_issues
+from harness.redact import redact
 from harness.report.cause import Cause
 from harness.report.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.report.diagnosis import Diagnosis, diagnose
-from harness.report.gates import FixVerdict, Gate, evaluate
-from harness.report.gates import verdict as fix_verdict_of
+from harness.report.gates import FixVerdict, Gate, evaluate, fix_verdict
+from harness.report.headline import words
+from harness.taxonomy import Category
 from harness.text import reason
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EXIT_INCOMPLETE = 6
 EXIT_INCONCLUSIVE = 7
+EXIT_USAGE = 4
+EXIT_NO_TESTS = 5
 
 TestStatus = Literal["passed", "failed", "broken", "skipped"]
 RunOutcome = Literal["passed", "failed", "incomplete", "inconclusive", "error"]
-EXIT_USAGE = 4
-EXIT_NO_TESTS = 5
-_FIX_OUTCOMES: dict[str, RunOutcome] = {
+_FIX_OUTCOMES: dict[FixVerdict, RunOutcome] = {
     "FIXED": "passed",
     "NOT FIXED": "failed",
     "INCONCLUSIVE": "inconclusive",
 }
+_EXIT_OF: dict[RunOutcome, int] = {
+    "passed": 0,
+    "incomplete": EXIT_INCOMPLETE,
+    "inconclusive": EXIT_INCONCLUSIVE,
+}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TestResult:
     __test__ = False
 
@@ -64,6 +76,10 @@ class TestResult:
     gate: str | None = None
     gate_figures: dict[str, Any] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.nodeid.split("::")[-1]
+
 
 @dataclass(frozen=True)
 class FailureGroup:
@@ -71,8 +87,10 @@ class FailureGroup:
     and the tests' names, wherever the verdict is read."""
 
     category: str
+    title: str  # the category's description
     kind: str | None
     known_issue: str | None
+    link: str | None  # the known issue's link
     service: str | None
     reason: str  # the first test's message without its category tag and per-test pointers
     tests: tuple[str, ...]  # node ids
@@ -81,142 +99,170 @@ class FailureGroup:
         return asdict(self) | {"count": len(self.tests), "tests": list(self.tests)}
 
 
-def group_failures(failures: Sequence[TestResult]) -> list[FailureGroup]:
+def group_failures(failures: Sequence[TestResult]) -> tuple[FailureGroup, ...]:
     """One group per cause, the largest first (ties in category order)."""
     groups: dict[tuple[str, str | None, str | None, str | None], list[TestResult]] = {}
     for test in sorted(failures, key=lambda t: t.nodeid):
         groups.setdefault((test.category or "", test.kind, test.known_issue, test.service), []).append(test)
     made = [
-        FailureGroup(*key, reason(tests[0].message), tuple(t.nodeid for t in tests))
-        for key, tests in groups.items()
+        FailureGroup(
+            category,
+            Category(category).description if category else "",
+            kind,
+            issue,
+            _link(issue),
+            service,
+            reason(tests[0].message),
+            tuple(t.nodeid for t in tests),
+        )
+        for (category, kind, issue, service), tests in groups.items()
     ]
-    return sorted(made, key=lambda g: (-len(g.tests), g.category))
+    return tuple(sorted(made, key=lambda g: (-len(g.tests), g.category)))
 
 
-@dataclass
-class Verdict:
-    environment: str
-    targets: dict[str, str]
-    started_at: str
-    duration_s: float
-    tests: list[TestResult] = field(default_factory=list)
-    selected: list[TestResult] = field(default_factory=list)  # selected but never reported (not reached)
-    verify: bool = False  # a post-fix verification run: the gates decide
-    measurements: dict[str, Any] = field(default_factory=dict)
+def _link(issue_id: str | None) -> str | None:
+    issue = known_issues.get(issue_id)
+    return issue.link if issue else None
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run observed: the verdict's only input."""
+
+    pytest_exit: int
+    environment: str | None = None
+    targets: Mapping[str, str] = field(default_factory=dict)
+    started_at: str | None = None
+    duration_s: float = 0.0
+    tests: tuple[TestResult, ...] = ()
+    not_reached: tuple[TestResult, ...] = ()  # selected, never reported
+    verified_issue: str | None = None  # a verify-fix run: the known issue whose fix it verifies
+    measurements: Mapping[str, Any] = field(default_factory=dict)
     cause: Cause | None = None  # a known issue weighed against the platform's own record
     usage_error: str | None = None  # what stopped the run before it tested anything
 
-    @property
-    def counts(self) -> dict[str, int]:
-        statuses = Counter(t.status for t in self.tests)
-        return {
-            "passed": statuses["passed"],
-            "failed": statuses["failed"],
-            "broken": statuses["broken"],
-            "skipped": statuses["skipped"],
-            "flaky": sum(t.flaky for t in self.tests),
-        }
 
-    @property
-    def failures(self) -> list[TestResult]:
-        return [t for t in self.tests if t.status in ("failed", "broken")]
+@dataclass(frozen=True)
+class Verdict:
+    """Everything the run concluded, each fact computed once by `conclude`."""
 
-    @property
-    def failure_groups(self) -> list[FailureGroup]:
-        return group_failures(self.failures)
+    facts: RunFacts
+    outcome: RunOutcome
+    exit_status: int
+    diagnosis: Diagnosis | None  # None: nothing was tested
+    headline: str
+    owner: str
+    label: str
+    counts: Mapping[str, int]
+    coverage: tuple[Coverage, ...]
+    failure_groups: tuple[FailureGroup, ...]
+    gates: tuple[Gate, ...]
+    fix: FixVerdict | None
 
-    @property
-    def diagnosis(self) -> Diagnosis:
-        return diagnose(self.tests, self.cause)
-
-    @property
-    def coverage(self) -> list[Coverage]:
-        outcomes = [TestOutcome(tuple(t.capabilities), t.status, t.message) for t in self.tests]
-        outcomes += [TestOutcome(tuple(t.capabilities), "not_reached") for t in self.selected]
-        return compute(outcomes)
-
-    @property
-    def incomplete(self) -> list[Coverage]:
-        return incomplete(self.coverage)
-
-    @property
-    def gates(self) -> list[Gate]:
-        return evaluate(self.tests) if self.verify else []
-
-    @property
-    def fix_verdict(self) -> FixVerdict | None:
-        return fix_verdict_of(self.gates) if self.verify else None
-
-    def outcome(self, pytest_exit: int) -> RunOutcome:
-        if pytest_exit in (EXIT_USAGE, EXIT_NO_TESTS) and not self.tests:
-            return "error"  # nothing was tested: no verdict on staging
-        if self.verify and pytest_exit in (0, 1):
-            return _FIX_OUTCOMES[fix_verdict_of(self.gates)]
-        if pytest_exit != 0:
-            return "failed"
-        return "incomplete" if self.incomplete else "passed"
-
-    def exit_status(self, pytest_exit: int) -> int:
-        """The process's exit status: the outcome's, or pytest's own when it says more."""
-        outcome = self.outcome(pytest_exit)
-        if outcome == "passed":
-            return 0
-        if outcome == "incomplete":
-            return EXIT_INCOMPLETE
-        if outcome == "inconclusive":
-            return EXIT_INCONCLUSIVE
-        return pytest_exit or 1
-
-    def to_json(self, pytest_exit: int, headline: str) -> dict[str, Any]:
-        diagnosis = self.diagnosis
+    def body(self) -> dict[str, Any]:
+        """verdict.json: what every renderer reads."""
+        facts = self.facts
+        cause = facts.cause
         body: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
-            "environment": self.environment,
-            "targets": self.targets,
-            "started_at": self.started_at,
-            "duration_s": round(self.duration_s, 3),
-            "outcome": self.outcome(pytest_exit),
-            "exit_status": self.exit_status(pytest_exit),
-            "diagnosis": None if self.outcome(pytest_exit) == "error" else diagnosis.kind,
-            "known_issue": diagnosis.known_issue,
-            "cause": self.cause.to_dict() if self.cause else None,
-            "headline": headline,
-            "counts": self.counts,
+            "environment": facts.environment,
+            "targets": dict(facts.targets),
+            "started_at": facts.started_at,
+            "duration_s": round(facts.duration_s, 3),
+            "outcome": self.outcome,
+            "exit_status": self.exit_status,
+            "diagnosis": self.diagnosis.kind if self.diagnosis else None,
+            "known_issue": self.diagnosis.known_issue if self.diagnosis else None,
+            "headline": self.headline,
+            "label": self.label,
+            "owner": self.owner,
+            "cause": cause.to_dict() | {"link": _link(cause.known_issue)} if cause else None,
+            "counts": dict(self.counts),
             "coverage": [c.to_dict() for c in self.coverage],
             "failure_groups": [g.to_dict() for g in self.failure_groups],
-            "tests": [asdict(t) for t in sorted(self.tests, key=lambda t: t.nodeid)],
+            "reproduced": [
+                {"known_issue": t.known_issue, "test": t.name, "message": t.message}
+                for t in _sorted(facts.tests)
+                if t.status == "passed" and t.known_issue
+            ],
+            "flaky": [t.name for t in _sorted(facts.tests) if t.flaky],
+            "tests": [asdict(t) for t in _sorted(facts.tests)],
         }
-        if self.verify:
+        if self.fix is not None:
             body["slo"] = {
-                "verdict": self.fix_verdict,
+                "issue": facts.verified_issue,
+                "issue_name": known_issues.name_of(facts.verified_issue),
+                "verdict": self.fix,
                 "gates": [g.to_dict() for g in self.gates],
-                "measurements": self.measurements,
+                "measurements": dict(facts.measurements),
             }
         return body
 
-    def write(self, path: Path, pytest_exit: int, headline: str) -> None:
-        write_verdict(path, self.to_json(pytest_exit, headline))
+
+def _sorted(tests: Sequence[TestResult]) -> list[TestResult]:
+    return sorted(tests, key=lambda t: t.nodeid)
 
 
-def write_verdict(path: Path, body: dict[str, Any]) -> None:
+def conclude(facts: RunFacts) -> Verdict:
+    """The verdict of one run, every fact decided here, once."""
+    tests = facts.tests
+    nothing_tested = facts.usage_error is not None or (
+        facts.pytest_exit in (EXIT_USAGE, EXIT_NO_TESTS) and not tests
+    )
+    outcomes = [TestOutcome(tuple(t.capabilities), t.status, t.message) for t in tests]
+    outcomes += [TestOutcome(tuple(t.capabilities), "not_reached") for t in facts.not_reached]
+    coverage = tuple(compute(outcomes))
+    verify = facts.verified_issue is not None and not nothing_tested
+    gates = tuple(evaluate(tests)) if verify else ()
+    fix = fix_verdict(gates) if verify else None
+    outcome: RunOutcome
+    if nothing_tested:
+        outcome = "error"
+    elif fix is not None and facts.pytest_exit in (0, 1):
+        outcome = _FIX_OUTCOMES[fix]
+    elif facts.pytest_exit != 0:
+        outcome = "failed"
+    else:
+        outcome = "incomplete" if incomplete(coverage) else "passed"
+    exit_status = _EXIT_OF.get(outcome, facts.pytest_exit or 1)
+    if outcome == "error" and facts.usage_error is not None:
+        exit_status = EXIT_USAGE
+    diagnosis = None if nothing_tested else diagnose(tests, facts.cause)
+    failures = [t for t in tests if t.status in ("failed", "broken")]
+    said = words(
+        outcome=outcome,
+        diagnosis=diagnosis,
+        coverage=coverage,
+        failures=failures,
+        cause=facts.cause,
+        gates=gates,
+        fix=fix,
+        verified_issue=facts.verified_issue,
+        usage_error=redact(facts.usage_error) if facts.usage_error else None,
+        nothing_selected=facts.pytest_exit == EXIT_NO_TESTS,
+        environment=facts.environment,
+    )
+    statuses = Counter(t.status for t in tests)
+    counts = {s: statuses[s] for s in ("passed", "failed", "broken", "skipped")}
+    return Verdict(
+        facts=facts,
+        outcome=outcome,
+        exit_status=exit_status,
+        diagnosis=diagnosis,
+        headline=said.headline,
+        owner=said.owner,
+        label=said.label,
+        counts=counts | {"flaky": sum(t.flaky for t in tests)},
+        coverage=coverage,
+        failure_groups=group_failures(failures),
+        gates=gates,
+        fix=fix,
+    )
+
+
+def write_verdict(path: Path, body: Mapping[str, Any]) -> None:
     """verdict.json, replaced whole (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, indent=2, default=str) + "\n")
     tmp.replace(path)
-
-
-def usage_verdict(message: str, redact: Callable[[str], str]) -> dict[str, Any]:
-    """The verdict of a run stopped by a usage error: outcome `error`, no diagnosis, nothing tested."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "outcome": "error",
-        "exit_status": EXIT_USAGE,
-        "diagnosis": None,
-        "known_issue": None,
-        "cause": None,
-        "headline": f"USAGE ERROR: {redact(message)}",
-        "counts": {"passed": 0, "failed": 0, "broken": 0, "skipped": 0, "flaky": 0},
-        "coverage": [],
-        "tests": [],
-    }

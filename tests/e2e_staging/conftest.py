@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import allure
 import pytest
 
+from harness import allure_api as allure
 from harness.errors import E2EFailure
 from harness.operations import Login, Operations, SocketControl
 from harness.pytest_plugin import suite_of
 from harness.settings import Settings
 
-LINK_1278 = "https://github.com/netra-systems/zen/issues/1278"
 NO_KEY = "E2E_OAUTH_SIMULATION_KEY is not set: the suite cannot log in to this target"
 
 

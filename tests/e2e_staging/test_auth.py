@@ -9,9 +9,9 @@ finding whatever the control says (staging's RELAXED auth and DEMO_MODE are know
 
 from __future__ import annotations
 
-import allure
 import pytest
 
+from harness import allure_api as allure
 from harness.credentials import expired_token, forged_token
 from harness.errors import ProductFailure
 from harness.operations import Login, Operations, SocketControl

@@ -6,10 +6,10 @@ order; each test then asserts one outcome of that journey.
 
 from __future__ import annotations
 
-import allure
 import pytest
 
 from contract.identity import AUTH_SERVICE
+from harness import allure_api as allure
 from harness.classify import Expect
 from harness.errors import ProductFailure
 from harness.operations import Login, Operations

@@ -7,11 +7,12 @@ nothing about health (the chat socket itself is checked in test_auth and test_go
 
 from __future__ import annotations
 
-import allure
 import pytest
 
 from contract.identity import AUTH_SERVICE, BACKEND_SERVICE
+from harness import allure_api as allure
 from harness import health
+from harness.allure_steps import issue_link
 from harness.classify import Expect
 from harness.operations import Operations
 
@@ -25,7 +26,7 @@ AUTH_HEALTH = Expect(service=AUTH_SERVICE, keys=("status",))
 @allure.feature("Health")
 @allure.story("Backend")
 @allure.severity(allure.severity_level.BLOCKER)
-@allure.link("https://github.com/netra-systems/zen/issues/1278", link_type="issue", name="#1278")
+@issue_link("issue-1278")
 class TestBackendHealth:
     @allure.title("The backend's /health answers 200 JSON that says it is healthy")
     @pytest.mark.verifies("backend_health")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
-import allure
 import pytest
 
+from harness import allure_api as allure
+from harness.allure_steps import issue_marks
 from harness.classify import Expect
 from harness.errors import NotReproduced
 from harness.operations import Operations
@@ -24,10 +25,9 @@ HEALTH_PATHS = ("/health", "/health/ready", "/health/database")
 
 pytestmark = [
     pytest.mark.issue_1278,
-    allure.epic("Issue #1278"),
     allure.feature("Reproduction"),
     allure.severity(allure.severity_level.BLOCKER),
-    allure.link("https://github.com/netra-systems/zen/issues/1278", link_type="issue", name="#1278"),
+    *issue_marks(ISSUE),
 ]
 
 

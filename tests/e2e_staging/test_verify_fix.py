@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import allure
 import pytest
 
+from harness import allure_api as allure
 from harness import gate_checks, journal
+from harness.allure_steps import label_issue
 from harness.evidence import HttpEvidence
 from harness.operations import Operations
 from harness.settings import Settings
@@ -26,16 +27,19 @@ from harness.startup.tally import StartupTally
 from harness.turn import validate_turn
 
 QUESTION = "After the infrastructure fix, what is 40 + 2 and where is this conversation stored?"
-ISSUE = "issue-1278"
 
 pytestmark = [
     pytest.mark.verify_fix,
     pytest.mark.xdist_group("verify_fix"),
-    allure.epic("Issue #1278"),
     allure.feature("Post-fix verification"),
     allure.severity(allure.severity_level.BLOCKER),
-    allure.link("https://github.com/netra-systems/zen/issues/1278", link_type="issue", name="#1278"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _the_verified_issue(settings: Settings) -> None:
+    """Every gate names the issue whose fix it verifies (`E2E_VERIFY_ISSUE`), linked from the catalogue."""
+    label_issue(settings.verify.issue)
 
 
 # -- the measurements, shared by the gates ----------------------------------------------------------
@@ -117,9 +121,11 @@ def test_health_latency_p95_is_under_its_threshold(
 
 
 @pytest.mark.gate("no_known_issue")
-@allure.title("No probe shows the #1278 signature")
-def test_no_issue_1278_signature_in_any_probe(availability: list[HttpEvidence]) -> None:
-    gate_checks.require_no_signature(availability, ISSUE)
+@allure.title("No probe shows the verified issue's signature")
+def test_no_probe_shows_the_verified_issues_signature(
+    availability: list[HttpEvidence], settings: Settings
+) -> None:
+    gate_checks.require_no_signature(availability, settings.verify.issue)
 
 
 @pytest.mark.gate("startup_success_rate")

@@ -23,7 +23,6 @@ from harness.report.allure_files import (
     mark_flaky_results,
     report_name,
     settle_flaky,
-    write_first_page,
     write_launch_files,
 )
 
@@ -48,13 +47,16 @@ def _coverage(name: str, state: str, reason: str | None = None) -> dict[str, Any
 
 
 def _verdict_1278(**extra: Any) -> dict[str, Any]:
-    """`Verdict.to_json` of an issue-1278 run, as far as the first page reads it."""
+    """The body of an issue-1278 run's verdict, as far as the first page reads it."""
     return {
         "outcome": "failed",
         "exit_status": 1,
         "diagnosis": "known_issue",
         "known_issue": "issue-1278",
         "headline": HEADLINE_1278,
+        "label": "KNOWN ISSUE issue-1278",
+        "owner": "infrastructure (known issue issue-1278)",
+        "cause": None,
         "counts": {"passed": 5, "failed": 0, "broken": 10, "skipped": 0, "flaky": 0},
         "coverage": [
             _coverage("backend_health", "failed"),
@@ -198,7 +200,7 @@ def test_the_first_page_states_diagnosis_cause_owner_outcome_and_coverage() -> N
     assert list(page) == ["diagnosis", "cause", "owner", "outcome", "verified", "failed", "not verified"]
     assert page == {
         "diagnosis": HEADLINE_1278,
-        "cause": "known issue issue-1278",
+        "cause": "none assessed",
         "owner": "infrastructure (known issue issue-1278)",
         "outcome": "FAILED (exit 1): 5 passed, 0 failed, 10 broken, 0 skipped, 0 flaky",
         "verified": "login, token checks",
@@ -217,26 +219,10 @@ def test_the_cause_comes_from_the_verdicts_cause_when_it_has_one() -> None:
         first_page(_verdict_1278(cause=confirmed))["cause"]
         == "issue-1278 confirmed: GET /health -> 503 text/html"
     )
-    ruled_out = {"known_issue": None, "status": "ruled_out", "evidence": "the service answered its own JSON"}
+    ruled_out = {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "3 of 3 died in services"}
     assert first_page(_verdict_1278(cause=ruled_out))["cause"] == (
-        "no known issue (ruled out): the service answered its own JSON"
+        "issue-1278 ruled out: 3 of 3 died in services"
     )
-
-
-@pytest.mark.parametrize(
-    ("diagnosis", "outcome", "owner"),
-    [
-        ("healthy", "passed", "nobody (nothing failed)"),
-        ("healthy", "incomplete", "the run's operator (nothing failed; the run is not complete)"),
-        ("infrastructure", "failed", "infrastructure (the platform team)"),
-        ("product_defect", "failed", "product (the service's own code)"),
-        ("suite_error", "failed", "the validation suite (not staging)"),
-        (None, "error", "the run's operator (the run could not start)"),
-    ],
-)
-def test_the_owner_is_who_must_act(diagnosis: str | None, outcome: str, owner: str) -> None:
-    verdict = _verdict_1278(diagnosis=diagnosis, outcome=outcome, known_issue=None)
-    assert first_page(verdict)["owner"] == owner
 
 
 def test_the_first_page_never_shows_a_secret() -> None:
@@ -249,10 +235,11 @@ def test_the_verdict_goes_first_in_the_environment_block_and_its_label_into_the_
     tmp_path: Path,
 ) -> None:
     write_launch_files(
-        tmp_path, {"E2E_ENV": "local", "target.backend": "http://127.0.0.1:1"}, {"name": "local"}
+        tmp_path,
+        {"E2E_ENV": "local", "target.backend": "http://127.0.0.1:1"},
+        {"name": "local"},
+        _verdict_1278(),
     )
-    write_first_page(tmp_path, _verdict_1278())
-    write_first_page(tmp_path, _verdict_1278())  # idempotent: no entry twice
     lines = (tmp_path / "environment.properties").read_text().splitlines()
     assert [line.split("=", 1)[0] for line in lines] == [
         "diagnosis", "cause", "owner", "outcome", "verified", "failed", "not\\ verified",
@@ -264,28 +251,10 @@ def test_the_verdict_goes_first_in_the_environment_block_and_its_label_into_the_
     assert executor == {"name": "local", "reportName": "Staging validation: KNOWN ISSUE issue-1278"}
 
 
-@pytest.mark.parametrize(
-    ("headline", "extra", "name"),
-    [
-        ("HEALTHY: backend health, auth health verified", {"known_issue": None}, "HEALTHY"),
-        (
-            "KNOWN ISSUE issue-1278, confirmed by the startup record (1 of 2 startups died): infrastructure",
-            {"cause": {"known_issue": "issue-1278", "status": "confirmed", "evidence": "…"}},
-            "KNOWN ISSUE issue-1278 (confirmed)",
-        ),
-        (
-            "INFRASTRUCTURE (the load balancer / ingress, not issue-1278): startups succeed",
-            {
-                "known_issue": None,
-                "cause": {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "…"},
-            },
-            "INFRASTRUCTURE (issue-1278 ruled out)",
-        ),
-        ("no verdict words here: " + "x" * 200, {"known_issue": None}, "no verdict words here"),
-    ],
-)
-def test_the_header_names_the_verdict_on_one_line(headline: str, extra: dict[str, Any], name: str) -> None:
-    assert report_name(_verdict_1278(headline=headline, **extra)) == f"Staging validation: {name}"
+def test_the_header_is_the_verdicts_label_on_one_line() -> None:
+    assert report_name(_verdict_1278(label="KNOWN ISSUE issue-1278 (confirmed)")) == (
+        "Staging validation: KNOWN ISSUE issue-1278 (confirmed)"
+    )
 
 
 # -- the empty run -----------------------------------------------------------------------------------
@@ -294,7 +263,7 @@ def test_the_header_names_the_verdict_on_one_line(headline: str, extra: dict[str
 def test_an_empty_run_has_no_results_and_so_no_history_entry(tmp_path: Path) -> None:
     assert not has_results(tmp_path / "missing")
     write_launch_files(
-        tmp_path, {"E2E_ENV": "local"}, {"name": "local"}
+        tmp_path, {"E2E_ENV": "local"}, {"name": "local"}, _verdict_1278()
     )  # what a run that collected nothing leaves
     assert not has_results(tmp_path)
     assert allure_files.main(["has-results", str(tmp_path)]) == 1  # make report: no history entry
@@ -318,12 +287,3 @@ def test_the_report_config_gives_an_empty_run_no_history(
     )
     path = json.loads(done.stdout)
     assert (Path(path).name if path else None) == history
-
-
-def test_a_bad_deploy_the_record_shows_is_owned_by_the_product_or_its_configuration() -> None:
-    verdict = {
-        "diagnosis": "product_defect",
-        "outcome": "failed",
-        "cause": {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "… died in phase services"},
-    }
-    assert first_page(verdict)["owner"] == "product (a bad deploy: the code or its configuration)"

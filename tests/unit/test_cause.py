@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.report.box import headline
 from harness.report.cause import Cause, weigh
 from harness.report.diagnosis import diagnose
-from harness.report.verdict import TestResult, Verdict
+from harness.report.verdict import RunFacts, TestResult, Verdict, conclude
 from harness.startup.records import StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.startup.tally import tally
@@ -153,7 +152,7 @@ def _result(known_issue: str | None) -> TestResult:
 
 
 def _verdict(cause: Cause, known_issue: str | None) -> Verdict:
-    return Verdict("staging", {}, "2026-12-01T03:00:00Z", 1.0, tests=[_result(known_issue)], cause=cause)
+    return conclude(RunFacts(1, "staging", tests=(_result(known_issue),), cause=cause))
 
 
 def test_a_bad_deploy_is_the_products_and_a_gateway_outage_the_infrastructures() -> None:
@@ -161,10 +160,8 @@ def test_a_bad_deploy_is_the_products_and_a_gateway_outage_the_infrastructures()
     lb = Cause("issue-1278", "ruled_out", "x", "3 of 3 startups succeeded", "gateway")
     assert diagnose([_result(None)], bad).kind == "product_defect"
     assert diagnose([_result(None)], lb).kind == "infrastructure"
-    assert headline(_verdict(bad, None), 1).startswith(
-        "PRODUCT DEFECT (a bad deploy, not issue-1278): 5 of 5"
-    )
-    assert headline(_verdict(lb, None), 1).startswith(
+    assert _verdict(bad, None).headline.startswith("PRODUCT DEFECT (a bad deploy, not issue-1278): 5 of 5")
+    assert _verdict(lb, None).headline.startswith(
         "INFRASTRUCTURE (the load balancer / ingress, not issue-1278)"
     )
 
@@ -172,7 +169,7 @@ def test_a_bad_deploy_is_the_products_and_a_gateway_outage_the_infrastructures()
 def test_an_unconfirmed_headline_never_states_the_blame_as_fact() -> None:
     said = "the failures match issue-1278's outside signature (...); not confirmed: gcloud is not installed"
     cause = Cause("issue-1278", "unconfirmed", said, said)
-    line = headline(_verdict(cause, "issue-1278"), 1)
+    line = _verdict(cause, "issue-1278").headline
     assert (
         line.startswith("KNOWN ISSUE issue-1278, unconfirmed: the failures match") and "Cloud SQL" not in line
     )
@@ -180,8 +177,13 @@ def test_an_unconfirmed_headline_never_states_the_blame_as_fact() -> None:
 
 def test_a_confirmed_headline_names_its_evidence_and_the_blame() -> None:
     cause = Cause("issue-1278", "confirmed", "x", "4 of 6 startups of revision r died in phase database")
-    line = headline(_verdict(cause, "issue-1278"), 1)
+    line = _verdict(cause, "issue-1278").headline
     assert line == (
         "KNOWN ISSUE issue-1278, confirmed by the startup record (4 of 6 startups of revision r died in phase "
         "database): infrastructure (Cloud SQL via the VPC connector)"
     )
+
+
+def test_a_bad_deploy_the_record_shows_is_owned_by_the_product_or_its_configuration() -> None:
+    bad = Cause("issue-1278", "ruled_out", "x", "5 of 5 startups died in phase services", "bad_deploy")
+    assert _verdict(bad, None).owner == "product (a bad deploy: the code or its configuration)"

@@ -1,5 +1,6 @@
-"""The verdict: diagnosis weighing, coverage, outcome and exit status, gates, its file contract, and
-the summaries built from it (pure data: no pytest run)."""
+"""The verdict, decided once (`conclude`): diagnosis weighing, coverage, outcome and exit status, who
+must act, the label, gates, its file contract, and what the renderers make of its body (pure data: no
+pytest run)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from typing import Any
 
 import pytest
 
+from harness.report import box
 from harness.report.allure_files import categories, mark_flaky_results
-from harness.report.box import headline, render_summary
-from harness.report.cause import Cause
 from harness.report.job_summary import render
-from harness.report.verdict import EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, TestResult, Verdict, usage_verdict
+from harness.report.verdict import (
+    EXIT_INCOMPLETE,
+    EXIT_INCONCLUSIVE,
+    EXIT_USAGE,
+    RunFacts,
+    TestResult,
+    Verdict,
+    conclude,
+    write_verdict,
+)
 from harness.taxonomy import Category
 
 pytestmark = pytest.mark.unit
@@ -59,14 +68,25 @@ def _test(
     )
 
 
-def _verdict(*tests: TestResult, verify: bool = False) -> Verdict:
-    return Verdict(
-        "local",
-        {"backend": "b", "auth": "a", "ws": "w"},
-        "2026-11-27T00:00:00Z",
-        1.0,
-        list(tests),
-        verify=verify,
+def _verdict(
+    *tests: TestResult,
+    verify: bool = False,
+    pytest_exit: int | None = None,
+    not_reached: tuple[TestResult, ...] = (),
+    environment: str = "staging",
+) -> Verdict:
+    failed = any(t.status in ("failed", "broken") for t in tests)
+    return conclude(
+        RunFacts(
+            pytest_exit=int(failed) if pytest_exit is None else pytest_exit,
+            environment=environment,
+            targets={"backend": "b", "auth": "a", "ws": "w"},
+            started_at="2026-11-27T00:00:00Z",
+            duration_s=1.0,
+            tests=tests,
+            not_reached=not_reached,
+            verified_issue="issue-1278" if verify else None,
+        )
     )
 
 
@@ -138,7 +158,7 @@ def _all_passed() -> list[TestResult]:
 )
 def test_diagnosis(tests: tuple[TestResult, ...], kind: str, known: str | None) -> None:
     diagnosis = _verdict(*tests).diagnosis
-    assert (diagnosis.kind, diagnosis.known_issue) == (kind, known)
+    assert diagnosis is not None and (diagnosis.kind, diagnosis.known_issue) == (kind, known)
 
 
 # -- coverage, outcome, exit status --------------------------------------------------------------------
@@ -146,8 +166,8 @@ def test_diagnosis(tests: tuple[TestResult, ...], kind: str, known: str | None) 
 
 def test_every_capability_verified_is_a_healthy_pass_that_names_them() -> None:
     verdict = _verdict(*_all_passed())
-    assert (verdict.outcome(0), verdict.exit_status(0)) == ("passed", 0)
-    assert headline(verdict, 0).startswith("HEALTHY: backend health, auth health, login, token checks")
+    assert (verdict.outcome, verdict.exit_status) == ("passed", 0)
+    assert verdict.headline.startswith("HEALTHY: backend health, auth health, login, token checks")
 
 
 def test_skipped_golden_path_steps_make_the_run_incomplete_and_say_how_to_fix_it() -> None:
@@ -157,8 +177,8 @@ def test_skipped_golden_path_steps_make_the_run_incomplete_and_say_how_to_fix_it
         *(_test("skipped", capability=c, name=c, message=no_key) for c in ("login", "chat", "persistence")),
     ]
     verdict = _verdict(*tests)
-    text = headline(verdict, 0)
-    assert (verdict.outcome(0), verdict.exit_status(0)) == ("incomplete", EXIT_INCOMPLETE)
+    text = verdict.headline
+    assert (verdict.outcome, verdict.exit_status) == ("incomplete", EXIT_INCOMPLETE)
     assert (
         text.startswith("INCOMPLETE: login, chat (5 events), persistence not verified")
         and "secret store" in text
@@ -170,7 +190,7 @@ def test_a_run_that_selects_less_is_judged_on_what_it_selected() -> None:
         _test("passed", capability="backend_health"), _test("passed", capability="auth_health")
     )
     states = {c.name: (c.state, c.reason) for c in verdict.coverage}
-    assert (verdict.outcome(0), states["login"], states["backend_health"]) == (
+    assert (verdict.outcome, states["login"], states["backend_health"]) == (
         "passed",
         ("not_verified", "not selected"),
         ("verified", None),
@@ -178,10 +198,9 @@ def test_a_run_that_selects_less_is_judged_on_what_it_selected() -> None:
 
 
 def test_a_selected_test_never_reported_is_not_reached() -> None:
-    verdict = _verdict(_test("passed"))
-    verdict.selected = [_test("skipped", capability="chat", name="never-ran")]
+    verdict = _verdict(_test("passed"), not_reached=(_test("skipped", capability="chat", name="never-ran"),))
     chat = next(c for c in verdict.coverage if c.name == "chat")
-    assert (chat.state, chat.reason, verdict.outcome(0)) == (
+    assert (chat.state, chat.reason, verdict.outcome) == (
         "not_verified",
         "not reached: the run ended before its tests ran",
         "incomplete",
@@ -194,7 +213,7 @@ def test_a_skipped_negative_test_beside_passed_ones_is_noted_not_incomplete() ->
         _test("skipped", capability="negative_auth", name="expired", message="E2E_JWT_SECRET is not set"),
     ]
     negative = next(c for c in _verdict(*tests).coverage if c.name == "negative_auth")
-    assert (negative.state, negative.reason, _verdict(*tests).outcome(0)) == (
+    assert (negative.state, negative.reason, _verdict(*tests).outcome) == (
         "verified",
         "partly: E2E_JWT_SECRET is not set",
         "passed",
@@ -203,7 +222,7 @@ def test_a_skipped_negative_test_beside_passed_ones_is_noted_not_incomplete() ->
 
 def test_a_failure_outranks_incompleteness() -> None:
     verdict = _verdict(_test("failed", "product.http"), _test("skipped", capability="login"))
-    assert (verdict.outcome(1), verdict.exit_status(1)) == ("failed", 1)
+    assert (verdict.outcome, verdict.exit_status) == ("failed", 1)
 
 
 # -- verify-fix gates ---------------------------------------------------------------------------------
@@ -216,12 +235,12 @@ def _gate(status: str, gate: str, *, name: str | None = None, **extra: Any) -> T
 
 def test_every_gate_measured_and_passed_is_fixed() -> None:
     verdict = _verdict(_gate("passed", "health"), _gate("passed", "startup_success_rate"), verify=True)
-    assert (verdict.fix_verdict, verdict.outcome(0), verdict.exit_status(0)) == ("FIXED", "passed", 0)
+    assert (verdict.fix, verdict.outcome, verdict.exit_status) == ("FIXED", "passed", 0)
 
 
 def test_one_failed_gate_is_not_fixed() -> None:
     verdict = _verdict(_gate("passed", "health"), _gate("failed", "db_phase_max"), verify=True)
-    assert (verdict.fix_verdict, verdict.outcome(1), verdict.exit_status(1)) == ("NOT FIXED", "failed", 1)
+    assert (verdict.fix, verdict.outcome, verdict.exit_status) == ("NOT FIXED", "failed", 1)
 
 
 def test_an_unmeasured_gate_is_inconclusive_and_says_why() -> None:
@@ -229,15 +248,15 @@ def test_an_unmeasured_gate_is_inconclusive_and_says_why() -> None:
         "skipped", "startup_success_rate", message="startup evidence unmeasured: gcloud is not installed"
     )
     verdict = _verdict(_gate("passed", "health"), skipped, verify=True)
-    text = headline(verdict, 0)
-    assert (verdict.fix_verdict, verdict.exit_status(0)) == ("INCONCLUSIVE", EXIT_INCONCLUSIVE)
+    text = verdict.headline
+    assert (verdict.fix, verdict.exit_status) == ("INCONCLUSIVE", EXIT_INCONCLUSIVE)
     assert "startup_success_rate" in text and "gcloud is not installed" in text
 
 
 def test_a_pass_that_needed_a_retry_blocks_fixed() -> None:
     verdict = _verdict(_gate("passed", "health"), _gate("passed", "availability", flaky=True), verify=True)
     retry_gate = next(g for g in verdict.gates if g.name == "no_retry_needed")
-    assert (verdict.fix_verdict, retry_gate.status) == ("NOT FIXED", "failed")
+    assert (verdict.fix, retry_gate.status) == ("NOT FIXED", "failed")
 
 
 def test_golden_path_runs_share_one_gate() -> None:
@@ -249,7 +268,7 @@ def test_golden_path_runs_share_one_gate() -> None:
 def test_gate_figures_reach_the_verdict_file(tmp_path: Path) -> None:
     figures = {"measured": "3/3 = 100.0%", "threshold": ">= 90%", "detail": "3 ok"}
     verdict = _verdict(_gate("passed", "startup_success_rate", gate_figures=figures), verify=True)
-    verdict.write(tmp_path / "v.json", 0, headline(verdict, 0))
+    write_verdict(tmp_path / "v.json", verdict.body())
     gate = json.loads((tmp_path / "v.json").read_text())["slo"]["gates"][0]
     assert (gate["name"], gate["status"], gate["measured"], gate["threshold"]) == (
         "startup_success_rate",
@@ -265,14 +284,15 @@ def test_gate_figures_reach_the_verdict_file(tmp_path: Path) -> None:
 def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
     path = tmp_path / "verdict.json"
     verdict = _verdict(_test("passed"), _test("broken", "infra.ws"))
-    verdict.write(path, 1, headline(verdict, 1))
+    write_verdict(path, verdict.body())
     body = json.loads(path.read_text())
     assert {
         "schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "exit_status",
-        "diagnosis", "known_issue", "cause", "headline", "counts", "coverage", "failure_groups", "tests",
+        "diagnosis", "known_issue", "cause", "headline", "label", "owner", "counts", "coverage",
+        "failure_groups", "reproduced", "flaky", "tests",
     } == set(body)  # fmt: skip
     assert (body["schema_version"], body["outcome"], body["diagnosis"], body["exit_status"]) == (
-        3,
+        4,
         "failed",
         "infrastructure",
         1,
@@ -296,7 +316,7 @@ def test_summary_leads_with_the_diagnosis_and_groups_one_cause_once() -> None:
             ("backend still down", "backend health before the chat socket", "backend still down")
         )
     ]
-    lines = render_summary(_verdict(*tests), 1, "reports/verdict.json")
+    lines = box.render(_verdict(*tests).body(), "reports/verdict.json")
     assert lines[2].startswith("DIAGNOSIS KNOWN ISSUE issue-1278")
     cause = [line for line in lines if "503 page from a gateway" in line]
     assert cause == [
@@ -309,7 +329,7 @@ def test_infrastructure_headline_names_the_service_and_the_cause() -> None:
     failure = _test(
         "broken", "infra.unreachable", message="[infra.unreachable] DNS: the name does not resolve"
     )
-    assert headline(_verdict(failure), 1).startswith(
+    assert _verdict(failure).headline.startswith(
         "INFRASTRUCTURE, not the product's code: backend: unreachable (no HTTP response) — DNS: the name does not resolve"
     )
 
@@ -319,7 +339,7 @@ def test_job_summary_separates_known_issues_from_new_failures_and_shows_coverage
         _test("broken", "infra.gateway", known="issue-1278"),
         _test("failed", "product.auth", service="auth", capability="login"),
     )
-    text = render(verdict.to_json(1, headline(verdict, 1)))
+    text = render(verdict.body())
     assert text.index("### New failures") < text.index("`product.auth`") < text.index("### Known issues")
     assert "| login | failed |" in text
 
@@ -334,7 +354,7 @@ def test_job_summary_is_one_row_per_cause_with_its_key_fact_and_the_issue_linked
         _test("broken", "infra.gateway", known="issue-1278", name=f"t{n}", message=page.format(n=n))
         for n in range(4)
     ]
-    text = render(_verdict(*tests).to_json(1, "KNOWN ISSUE issue-1278"))
+    text = render(_verdict(*tests).body())
     rows = [line for line in text.splitlines() if line.startswith("| 4 | `infra.gateway`")]
     assert len(rows) == 1 and "page title 'Error 503 (Service Unavailable)!!1'" in rows[0]
     assert "[issue-1278](https://github.com/netra-systems/zen/issues/1278)" in rows[0]
@@ -342,7 +362,7 @@ def test_job_summary_is_one_row_per_cause_with_its_key_fact_and_the_issue_linked
 
 
 def test_job_summary_of_a_usage_error_is_the_error_alone() -> None:
-    text = render(usage_verdict("unknown marker 'golden-path'", lambda s: s))
+    text = render(conclude(RunFacts(EXIT_USAGE, usage_error="unknown marker 'golden-path'")).body())
     assert text.splitlines()[0] == "## Staging validation: ERROR (exit 4)"
     assert "USAGE ERROR: unknown marker 'golden-path'" in text and "HEALTHY" not in text and "|" not in text
 
@@ -351,7 +371,7 @@ def test_job_summary_shows_the_gates_table() -> None:
     verdict = _verdict(
         _gate("passed", "health", gate_figures={"measured": "8.1s", "threshold": "<= 600s"}), verify=True
     )
-    text = render(verdict.to_json(0, headline(verdict, 0)))
+    text = render(verdict.body())
     assert "### Issue #1278: FIXED" in text and "| health | PASSED | 8.1s | <= 600s |" in text
 
 
@@ -364,8 +384,8 @@ def test_allure_categories_put_every_known_issue_first_and_cover_every_code_once
 
 
 def test_allure_categories_weigh_the_cause_like_the_verdict() -> None:
-    ruled_out = Cause("issue-1278", "ruled_out", "x", "x", "bad_deploy")
-    unconfirmed = Cause("issue-1278", "unconfirmed", "x", "x")
+    ruled_out = {"known_issue": "issue-1278", "status": "ruled_out", "evidence": "x"}
+    unconfirmed = {"known_issue": "issue-1278", "status": "unconfirmed", "evidence": "x"}
     assert not any("issue-1278" in c["name"] for c in categories(ruled_out))
     assert categories(unconfirmed)[0]["name"].endswith("(unconfirmed: outside signature only)")
 
@@ -375,3 +395,59 @@ def test_flaky_tag_becomes_allure_flaky_status(tmp_path: Path) -> None:
     (tmp_path / "a-result.json").write_text(json.dumps(result))
     assert mark_flaky_results(tmp_path) == 1
     assert json.loads((tmp_path / "a-result.json").read_text())["statusDetails"]["flaky"] is True
+
+
+# -- who must act, the label, the local replica -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tests", "pytest_exit", "owner"),
+    [
+        ((_test("passed"),), 0, "nobody (nothing failed)"),
+        (
+            (_test("skipped", capability="login", message="no key"),),
+            0,
+            "the run's operator (nothing failed; the run is not complete)",
+        ),
+        ((_test("broken", "infra.timeout"),), 1, "infrastructure (the platform team)"),
+        ((_test("failed", "product.http"),), 1, "product (the service's own code)"),
+        ((_test("broken", "suite.error"),), 1, "the validation suite (not staging)"),
+        (
+            (_test("broken", "infra.gateway", known="issue-1278"),),
+            1,
+            "infrastructure (known issue issue-1278)",
+        ),
+        ((), EXIT_USAGE, "the run's operator (the run could not start)"),
+    ],
+)
+def test_the_owner_is_who_must_act(tests: tuple[TestResult, ...], pytest_exit: int, owner: str) -> None:
+    assert _verdict(*tests, pytest_exit=pytest_exit).owner == owner
+
+
+def test_a_usage_error_is_concluded_like_any_run() -> None:
+    body = conclude(RunFacts(EXIT_USAGE, usage_error="unknown marker 'golden-path'")).body()
+    assert (body["outcome"], body["exit_status"], body["diagnosis"], body["headline"], body["label"]) == (
+        "error",
+        4,
+        None,
+        "USAGE ERROR: unknown marker 'golden-path'",
+        "USAGE ERROR",
+    )
+
+
+@pytest.mark.parametrize(
+    ("tests", "label"),
+    [
+        ((_test("passed"),), "HEALTHY"),
+        ((_test("broken", "infra.gateway", known="issue-1278"),), "KNOWN ISSUE issue-1278"),
+        ((_test("failed", "product.http"),), "PRODUCT DEFECT"),
+    ],
+)
+def test_the_label_is_the_headlines_verdict_words(tests: tuple[TestResult, ...], label: str) -> None:
+    assert _verdict(*tests).label == label
+
+
+def test_a_local_run_says_it_judged_the_replica_not_staging() -> None:
+    verdict = _verdict(_test("passed"), environment="local")
+    assert verdict.headline.endswith("; judged the local replica, not staging")
+    assert verdict.label == "HEALTHY (local replica)"

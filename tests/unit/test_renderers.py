@@ -1,0 +1,152 @@
+"""The renderers render the verdict's body and decide nothing: the terminal box, the job summary and
+Allure's first page say what the body says, and only that (pure data: no pytest run)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.report import allure_files, box, job_summary
+from harness.report.cause import Cause
+from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, conclude
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = (
+    "[infra.gateway] backend still down: 503 page from a gateway — GET /health -> 503 text/html "
+    "(known issue issue-1278)"
+)
+
+
+def _test(name: str, status: str, category: str | None = None, **extra: Any) -> TestResult:
+    message = extra.pop("message", f"[{category}] {name} went wrong" if category else None)
+    return TestResult(
+        nodeid=f"tests/e2e_staging/test_x.py::{name}",
+        markers=["health"],
+        status=status,  # type: ignore[arg-type]
+        capabilities=[extra.pop("capability", "backend_health")],
+        category=category,
+        service="backend",
+        message=message,
+        **extra,
+    )
+
+
+def _body(*tests: TestResult, pytest_exit: int = 1, **facts: Any) -> dict[str, Any]:
+    return conclude(
+        RunFacts(
+            pytest_exit=pytest_exit,
+            environment="staging",
+            targets={"backend": "https://api", "auth": "https://auth", "ws": "wss://api/ws"},
+            started_at="2026-12-07T03:17:00Z",
+            duration_s=2.5,
+            tests=tests,
+            **facts,
+        )
+    ).body()
+
+
+BODIES = {
+    "healthy": lambda: _body(_test("t_ok", "passed"), _test("t_flaky", "passed", flaky=True), pytest_exit=0),
+    "known issue, confirmed": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", known_issue="issue-1278", message=GATEWAY),
+        _test("t_login", "passed", capability="login"),
+        cause=Cause("issue-1278", "confirmed", "the record confirms it", "3 of 3 startups died"),
+    ),
+    "product defect": lambda: _body(_test("t_chat", "failed", "product.golden_path", capability="chat")),
+    "verify-fix": lambda: _body(
+        _test("t_gate", "passed", gate="health", gate_figures={"measured": "1s", "threshold": "<= 60s"}),
+        _test("t_rate", "skipped", gate="startup_success_rate", message="gcloud is not installed"),
+        pytest_exit=0,
+        verified_issue="issue-1278",
+    ),
+    "usage error": lambda: _body(pytest_exit=EXIT_USAGE, usage_error="unknown marker 'golden-path'"),
+}
+
+
+@pytest.mark.parametrize("story", BODIES)
+def test_every_renderer_leads_with_the_bodys_headline(story: str) -> None:
+    body = BODIES[story]()
+    lines = box.render(body, "reports/verdict.json")
+    assert lines[2].endswith(body["headline"])
+    assert f"**{body['headline']}**" in job_summary.render(body)
+    assert allure_files.first_page(body)["diagnosis"] == body["headline"]
+    assert allure_files.report_name(body) == f"Staging validation: {body['label']}"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+WORDS = ("headline", "owner", "label")
+
+
+def _with_sentinels(body: dict[str, Any]) -> dict[str, Any]:
+    """The same body with every sentence a renderer shows replaced by a word no code would compute."""
+    marked = copy.deepcopy(body)
+    for key in WORDS:
+        marked[key] = f"SENTINEL-{key}"
+    for n, group in enumerate(marked["failure_groups"]):
+        group["reason"], group["title"] = f"SENTINEL-reason-{n}", f"SENTINEL-title-{n}"
+    if marked.get("cause"):
+        marked["cause"]["evidence"] = "SENTINEL-evidence"
+    for n, gate in enumerate((marked.get("slo") or {}).get("gates", [])):
+        gate["measured"], gate["detail"] = f"SENTINEL-measured-{n}", f"SENTINEL-detail-{n}"
+    return marked
+
+
+@pytest.mark.parametrize("story", BODIES)
+def test_a_renderer_says_what_the_body_says_not_what_it_would_have_decided(story: str) -> None:
+    """Change the body's words and every renderer changes with them: none recomputes a headline, an
+    owner, a cause's evidence, a group's reason or a gate's figure."""
+    body = BODIES[story]()
+    marked = _with_sentinels(body)
+    shown = {
+        "box": "\n".join(box.render(marked, "v.json")),
+        "job summary": job_summary.render(marked),
+        "allure": json.dumps(allure_files.first_page(marked)) + allure_files.report_name(marked),
+    }
+    replaced = [s for s in _strings(body) if s not in _strings(marked) and len(s) > 12]
+    for where, text in shown.items():
+        leaked = [s for s in replaced if s in text]
+        assert not leaked, f"{where} shows words the body no longer says: {leaked}"
+        assert "SENTINEL-headline" in text, f"{where} does not show the body's headline"
+
+
+# Renderers import nothing that could decide: the box and the job summary only text helpers; Allure's
+# launch files also the catalogue (its categories), the redactor and the taxonomy.
+ALLOWED = {
+    "harness/report/box.py": {"harness.text"},
+    "harness/report/job_summary.py": {"harness.text"},
+    "harness/report/allure_files.py": {
+        "harness.known_issues",
+        "harness.allure_steps",
+        "harness.redact",
+        "harness.taxonomy",
+        "harness.text",
+    },
+}
+
+
+@pytest.mark.parametrize("path", ALLOWED)
+def test_a_renderer_imports_nothing_that_decides(path: str) -> None:
+    tree = ast.parse((ROOT / path).read_text())
+    imported = {
+        f"{node.module}.{alias.name}" if node.module == "harness" else str(node.module)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness")
+        for alias in node.names
+    }
+    assert imported <= ALLOWED[path], f"{path} imports {sorted(imported - ALLOWED[path])}"
