@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness import allure_steps, hooks, journal, redact, usage
+from harness import allure_steps, hooks, journal, markers, redact, usage
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
@@ -43,11 +43,6 @@ PROPERTY = "e2e"
 SUITE_KEY = pytest.StashKey["SuiteRun"]()
 JOURNAL_KEY = pytest.StashKey[journal.TestJournal]()
 USAGE_KEY = pytest.StashKey[str]()
-# Suites that run only when a marker expression selects them: the one default selection.
-OPT_IN_MARKERS = ("issue_1278", "verify_fix")
-_IGNORED_MARKERS = frozenset(
-    {"parametrize", "usefixtures", "filterwarnings", "xdist_group", "timeout", "verifies", "gate"}
-)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -74,8 +69,8 @@ def _in_suite(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "verifies(capability): the capability a staging test verifies")
-    config.addinivalue_line("markers", "gate(name): the verify-fix gate a test measures")
+    for marker in markers.MARKERS:
+        config.addinivalue_line("markers", marker.line)
     if not is_suite_run(config):
         return
     redact.install_log_redaction()  # before any request: whichever library logs, records are redacted
@@ -225,7 +220,7 @@ class SuiteRun:
         """Without `-m`, the reproduction and verify-fix suites stay out: they run when selected."""
         if config.option.markexpr:
             return
-        keep = [i for i in items if not any(i.get_closest_marker(m) for m in OPT_IN_MARKERS)]
+        keep = [i for i in items if not any(i.get_closest_marker(m) for m in markers.OPT_IN)]
         dropped = [i for i in items if i not in keep]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
@@ -408,7 +403,7 @@ def _per_worker(settings: Settings, workers: int) -> Settings:
 def _base_result(item: pytest.Item, status: TestStatus) -> TestResult:
     return TestResult(
         nodeid=item.nodeid,
-        markers=sorted({m.name for m in item.iter_markers()} - _IGNORED_MARKERS),
+        markers=markers.selectable_of(m.name for m in item.iter_markers()),
         status=status,
         title=getattr(getattr(item, "obj", None), "__allure_display_name__", None),
         capabilities=[str(m.args[0]) for m in item.iter_markers("verifies") if m.args],

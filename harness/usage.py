@@ -11,17 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.coverage import CAPABILITIES
-from harness.report.gates import NO_RETRY, TITLES
+from harness.markers import SELECTABLE, WITH_ARGUMENTS
 from harness.report.verdict import EXIT_USAGE, RunFacts, conclude, write_verdict
-
-# The markers a user selects the suite's tests by (`MARKERS=...`), and the valid arguments of the
-# suite's markers that take one.
-SUITE_MARKERS = ("e2e_staging", "health", "golden_path", "auth", "issue_1278", "verify_fix")
-MARKER_ARGUMENTS: dict[str, frozenset[str]] = {
-    "verifies": frozenset(c.name for c in CAPABILITIES),
-    "gate": frozenset(TITLES) - {NO_RETRY},
-}
 
 
 def markexpr_problem(expression: str | None, registered: Iterable[str]) -> str | None:
@@ -50,7 +41,7 @@ def markexpr_problem(expression: str | None, registered: Iterable[str]) -> str |
     unknown = [name for name in names if name not in known]
     if not unknown:
         return None
-    suite = sorted(set(known) & set(SUITE_MARKERS))
+    suite = sorted(set(known) & set(SELECTABLE))
     close = [m for name in unknown for m in difflib.get_close_matches(name, suite, n=1)]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return (
@@ -62,7 +53,7 @@ def markexpr_problem(expression: str | None, registered: Iterable[str]) -> str |
 def marker_argument_problem(item: pytest.Item) -> str | None:
     """An argument of the suite's markers that names nothing (a typo would silently drop a capability
     from the coverage, or a gate from verify-fix)."""
-    for name, valid in MARKER_ARGUMENTS.items():
+    for name, valid in WITH_ARGUMENTS.items():
         for mark in item.iter_markers(name):
             if len(mark.args) != 1 or mark.args[0] not in valid:
                 return (
