@@ -8,11 +8,24 @@ Allure's categories.json can route them by regex.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from harness.redact import redact
 from harness.taxonomy import Category
 from harness.text import known_issue_mark
+
+
+class Judged(Protocol):
+    """What a judgement of the decision table says (`harness.classify.Judgement`)."""
+
+    @property
+    def category(self) -> Category | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def known_issue(self) -> str | None: ...
+    @property
+    def signature(self) -> str | None: ...
 
 
 class E2EFailure(Exception):
@@ -58,6 +71,28 @@ class E2EFailure(Exception):
         """The right subclass for a category (infra -> broken, product -> failed)."""
         cls = _BY_BLAME.get(Category(category).blame, E2EFailure)
         return cls(category, message, evidence, known_issue, kind=kind, service=service, signature=signature)
+
+    @staticmethod
+    def judged(
+        judgement: Judged,
+        message: str,
+        evidence: dict[str, Any] | None,
+        *,
+        service: str,
+        unjudged: Category = Category.INFRA_UNREACHABLE,
+        known_issue: str | None = None,
+    ) -> E2EFailure:
+        """The failure a judgement makes: its category (or `unjudged`, when it met the expectation but
+        the caller still fails), its finding, its known issue (or the caller's) and the signature."""
+        return E2EFailure.of(
+            judgement.category or unjudged,
+            message,
+            evidence,
+            judgement.known_issue or known_issue,
+            kind=judgement.kind,
+            service=service,
+            signature=judgement.signature,
+        )
 
 
 class InfraFailure(E2EFailure):

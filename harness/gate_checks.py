@@ -14,7 +14,7 @@ import pytest
 from harness import allure_api as allure
 from harness import journal
 from harness.classify import Expect, classify_http, finding
-from harness.errors import E2EFailure, InfraFailure, ProductFailure
+from harness.errors import E2EFailure, ProductFailure
 from harness.evidence import HttpEvidence, Observation
 from harness.settings import StartupEvidence, VerifyFix
 from harness.slo import percentile, wilson_lower
@@ -78,14 +78,12 @@ def require_no_signature(probes: Sequence[HttpEvidence], issue: str) -> None:
     note_gate(len(hits), "0 probes", issue_1278_signatures=len(hits))
     if hits:
         ev, judgement = hits[0]
-        raise E2EFailure.of(
-            judgement.category or Category.INFRA_GATEWAY,
+        raise E2EFailure.judged(
+            judgement,
             f"the {issue} signature is still seen in {len(hits)}/{len(probes)} probes: {ev.summary()}",
-            evidence=ev.to_dict(),
-            known_issue=issue,
-            kind=judgement.kind,
+            ev.to_dict(),
             service="backend",
-            signature=judgement.signature,
+            unjudged=Category.INFRA_GATEWAY,
         )
 
 
@@ -124,7 +122,7 @@ def what_it_supports(ok: int, finished: int) -> str:
     )
 
 
-def _startup_failure(startups: StartupTally, message: str, kind: str) -> InfraFailure:
+def _startup_failure(startups: StartupTally, message: str, kind: str) -> E2EFailure:
     """Startups failing, or slow, in the backend's own record: infrastructure (the catalogue knows
     startups failing in the database phase as #1278)."""
     phases = ", ".join(f"{phase} {n}" for phase, n in sorted(startups.failed_phases.items()))
@@ -132,14 +130,11 @@ def _startup_failure(startups: StartupTally, message: str, kind: str) -> InfraFa
     judgement = finding(
         Observation(channel="logs", target="backend", path="startup"), category, kind, message
     )
-    return InfraFailure(
-        category,
+    return E2EFailure.judged(
+        judgement,
         f"{message}{f' (failing phases: {phases})' if phases else ''}; {startups.text()}",
         {"startups": startups.to_dict()},
-        judgement.known_issue,
-        kind=kind,
         service="backend",
-        signature=judgement.signature,
     )
 
 

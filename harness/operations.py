@@ -23,7 +23,7 @@ from harness import allure_api as allure
 from harness import journal
 from harness.breaker import Breaker, new_trip
 from harness.classify import Expect, Judgement, classify_http, finding
-from harness.errors import E2EFailure, InfraFailure, ProductFailure
+from harness.errors import E2EFailure, InfraFailure
 from harness.evidence import HttpEvidence, Observation, Target
 from harness.http import HttpProbe
 from harness.loop import LoopThread
@@ -202,15 +202,13 @@ class Operations:
             return
         if not outcome.category.policy.unanswered:
             return  # the service itself answers (starting, a dependency down): the operation decides
-        raise InfraFailure(
-            outcome.category,
+        raise E2EFailure.judged(
+            outcome,
             f"{target} still down: {outcome.reason} — {ev.summary()} (not retried: the circuit opened in "
             f"{trip.opened_by}, which holds the full evidence)",
-            evidence=ev.to_dict(),
-            known_issue=outcome.known_issue or trip.known_issue,
-            kind=outcome.kind,
+            ev.to_dict(),
             service=target,
-            signature=outcome.signature,
+            known_issue=trip.known_issue,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------------
@@ -418,32 +416,18 @@ def _host(url: str) -> str:
     return f"{parts.hostname}:{parts.port or ''}"
 
 
-def socket_auth_finding(kind: str, reason: str, welcome: dict[str, Any]) -> ProductFailure:
+def socket_auth_finding(kind: str, reason: str, welcome: dict[str, Any]) -> E2EFailure:
     """A chat socket's auth finding (accepted without a valid token, welcomed as someone else),
     labelled by the known-issue catalogue."""
     accepted = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
     outcome = finding(accepted, Category.PRODUCT_AUTH, kind, reason)
-    return ProductFailure(
-        Category.PRODUCT_AUTH,
-        outcome.reason,
-        {"welcome": welcome},
-        outcome.known_issue,
-        kind=kind,
-        service="backend",
-        signature=outcome.signature,
-    )
+    return E2EFailure.judged(outcome, outcome.reason, {"welcome": welcome}, service="backend")
 
 
 def failure_of(outcome: Judgement, ev: HttpEvidence, what: str, service: str) -> E2EFailure:
     """The classified failure of one exchange (its evidence redacted)."""
-    return E2EFailure.of(
-        outcome.category or Category.INFRA_UNREACHABLE,
-        f"{what}: {outcome.reason} — {ev.summary()}",
-        evidence=ev.to_dict(),
-        known_issue=outcome.known_issue,
-        kind=outcome.kind,
-        service=service,
-        signature=outcome.signature,
+    return E2EFailure.judged(
+        outcome, f"{what}: {outcome.reason} — {ev.summary()}", ev.to_dict(), service=service
     )
 
 

@@ -291,14 +291,8 @@ class ChatSocket:
         outcome = classify_ws(self.evidence, error_frame=self.error_frame)
         if outcome.category is None:  # closed 1000 with nothing to say: still not a welcome
             return self._contract(f"the socket closed {when}")
-        return E2EFailure.of(
-            outcome.category,
-            f"chat socket {when}: {outcome.reason}",
-            self.evidence.to_dict(),
-            outcome.known_issue,
-            kind=outcome.kind,
-            service="backend",
-            signature=outcome.signature,
+        return E2EFailure.judged(
+            outcome, f"chat socket {when}: {outcome.reason}", self.evidence.to_dict(), service="backend"
         )
 
     def _contract(self, message: str) -> E2EFailure:
@@ -360,15 +354,12 @@ def _refusal(exc: Exception, evidence: WsEvidence) -> E2EFailure:
     else:  # no answer, or not an HTTP one (InvalidMessage, a proxy error): the transport's kind
         evidence.network = network_failure(exc)
     outcome = classify_ws(evidence)
-    category = outcome.category or Category.PRODUCT_CONTRACT
-    return E2EFailure.of(
-        category,
+    return E2EFailure.judged(
+        outcome,
         f"chat socket upgrade: {outcome.reason}",
         evidence.to_dict(),
-        outcome.known_issue,
-        kind=outcome.kind,
         service="backend",
-        signature=outcome.signature,
+        unjudged=Category.PRODUCT_CONTRACT,
     )
 
 

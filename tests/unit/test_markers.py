@@ -37,5 +37,7 @@ def test_a_reproduction_marker_names_a_catalogued_issue() -> None:
 def test_pytest_ini_does_not_declare_the_suites_markers_again() -> None:
     ini = configparser.ConfigParser()
     ini.read(ROOT / "pytest.ini")
-    declared = {line.split(":", 1)[0].strip() for line in ini["pytest"]["markers"].splitlines() if line.strip()}
+    declared = {
+        line.split(":", 1)[0].strip() for line in ini["pytest"]["markers"].splitlines() if line.strip()
+    }
     assert not declared & {m.name for m in MARKERS}
