@@ -96,12 +96,31 @@ class E2EFailure(Exception):
 
 
 class InfraFailure(E2EFailure):
-    """Infrastructure did not let the check run: Allure *broken*."""
+    """Infrastructure did not let the check run: Allure *broken*.
+
+    `settled` says why no retry can help, when the platform's own record already settles it (the
+    backend's startups dying): the retries stop there."""
+
+    settled: str | None = None
 
     def __init__(self, category: Category, *args: Any, **kwargs: Any) -> None:
         if not Category(category).is_infra:
             raise ValueError(f"{category} is not an infrastructure category")
         super().__init__(category, *args, **kwargs)
+
+    def settled_by(self, why: str) -> InfraFailure:
+        """The same failure, saying why it is not retried."""
+        settled = InfraFailure(
+            self.category,
+            f"{self.detail} (not retried: {why})",
+            self.evidence,
+            self.known_issue,
+            kind=self.kind,
+            service=self.service,
+            signature=self.signature,
+        )
+        settled.settled = why
+        return settled
 
 
 class ProductFailure(E2EFailure, AssertionError):

@@ -30,6 +30,7 @@ from harness.loop import LoopThread
 from harness.redact import register
 from harness.retry import RetryPolicy, retry_async
 from harness.settings import Settings
+from harness.startup.watch import StartupWatch
 from harness.taxonomy import Category
 from harness.turn import Turn, socket_failure
 from harness.ws import HANDSHAKE_GRACE_S, ChatSocket, TokenVia, open_socket
@@ -39,6 +40,8 @@ T = TypeVar("T")
 SERVICES: dict[Target, str] = {"backend": BACKEND_SERVICE, "auth": AUTH_SERVICE}
 HALF_OPEN_DEADLINE_S = 3.0
 PROGRESS_EVERY_S = 5.0  # a person waiting sees a line at least this often
+# Backend failures a dying backend explains: the startup record may settle them before the retries do.
+SETTLED_BY_RECORD = frozenset({Category.INFRA_GATEWAY, Category.INFRA_STARTING})
 # Transport failures that backoff does not fix, on a host that never answered in this run.
 _TERMINAL_KINDS = frozenset({"dns", "tls", "refused"})
 
@@ -113,10 +116,12 @@ class Operations:
         settings: Settings,
         breaker: Breaker,
         loop: LoopThread,
+        watch: StartupWatch | None = None,
     ) -> None:
         self.settings = settings
         self.policy = RetryPolicy.from_settings(settings)
         self.breaker = breaker
+        self.watch = watch  # the backend's startup record: it may settle a failure before the retries do
         self._loop = loop
         self._probe: HttpProbe | None = None
 
@@ -165,15 +170,23 @@ class Operations:
         *,
         url: str | None = None,
     ) -> T:
-        """Breaker check, then retries (transient infra only); an exhausted budget, or a target
-        confirmed unreachable, opens the breaker."""
+        """Breaker check, then retries (transient infra only); an exhausted budget, a target confirmed
+        unreachable, or a failure the startup record settles opens the breaker."""
         await self._half_open(target)
+        unreachable = self._terminal(url or self.url(target, ""))
+
+        async def attempt(n: int) -> T:
+            try:
+                return await operation(n)
+            except InfraFailure as failure:
+                raise await self._settled(target, failure) from None
+
         try:
             return await retry_async(
-                operation,
+                attempt,
                 self.policy,
                 describe=describe,
-                terminal=self._terminal(url or self.url(target, "")),
+                terminal=lambda failure: failure.settled is not None or unreachable(failure),
             )
         except InfraFailure as failure:
             if failure.category.policy.opens_breaker:
@@ -188,6 +201,15 @@ class Operations:
                     )
                 )
             raise
+
+    async def _settled(self, target: Target, failure: InfraFailure) -> InfraFailure:
+        """The failure, settled when the backend's own record shows its startups dying: a gateway's page
+        or a failed startup on the backend asks the record (read once per run, bounded, off the loop);
+        no retry will see a dying backend come up, so the run stops spending its budget on it."""
+        if target != "backend" or self.watch is None or failure.category not in SETTLED_BY_RECORD:
+            return failure
+        dying = await asyncio.to_thread(self.watch.dying)
+        return failure.settled_by(str(dying)) if dying else failure
 
     async def _half_open(self, target: Target) -> None:
         """With the circuit open, one cheap probe decides: still down (fail now) or back (close it)."""

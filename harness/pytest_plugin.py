@@ -35,6 +35,7 @@ from harness.report.cause import weigh
 from harness.report.verdict import RunFacts, TestResult, TestStatus, Verdict, conclude, write_verdict
 from harness.settings import Settings, SettingsError, VerifyFix
 from harness.startup.sources import StartupWindow, read_startups
+from harness.startup.watch import StartupWatch
 from harness.taxonomy import Category
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +164,7 @@ class SuiteRun:
         self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.verdict: Verdict | None = None
         self.body: dict[str, Any] = {}
+        self.watch = StartupWatch(self._read_startups)  # read once, on first need, in this process
 
     def provide_targets(self) -> None:
         """Targets for the run, once: the settings' own, or a provider's (the replica's plugin starts the
@@ -187,7 +189,7 @@ class SuiteRun:
         if self._operations is None:
             self.provide_targets()
             self._loop = LoopThread()
-            self._operations = Operations(self.settings, self.breaker, self._loop)
+            self._operations = Operations(self.settings, self.breaker, self._loop, self.watch)
         return self._operations
 
     @pytest.hookimpl(trylast=True)
@@ -317,7 +319,7 @@ class SuiteRun:
         if self.is_worker:
             return
         tests = list(self.results.values())
-        cause = weigh(tests, self._read_startups)
+        cause = weigh(tests, self.watch.window)
         if cause is not None and cause.status == "ruled_out":  # the record says it is not that issue
             tests = [
                 dataclasses.replace(t, known_issue=None) if t.known_issue == cause.known_issue else t

@@ -21,9 +21,7 @@ def known_issue_mark(issue_id: str | None) -> str:
 
 _TAG = re.compile(r"^\[[a-z_]+\.[a-z_]+\] ")
 _POINTERS = re.compile(
-    r" \(not retried: the circuit opened in [^)]*\)| "
-    + re.escape(known_issue_mark("@")).replace("@", "[^)]*")
-    + "$"
+    r" \(not retried: [^)]*\)| " + re.escape(known_issue_mark("@")).replace("@", "[^)]*") + "$"
 )
 
 

@@ -140,3 +140,12 @@ def test_a_healthy_run_reads_no_record(suite, gcloud_path: str, tmp_path: Path) 
     calls = tmp_path / "gcloud-calls.log"
     run = suite("healthy", extra_env=_via("gcloud", gcloud_path, FAKE_GCLOUD_CALLS=str(calls)))
     assert (run.exit_code, run.verdict["cause"], calls.exists()) == (0, None, False), run.explain()
+
+
+def test_a_record_showing_startups_dying_ends_the_retries_at_once(suite) -> None:  # type: ignore[no-untyped-def]
+    """With staging's 60 s retry budget, the first backend failure asks the record, which shows the
+    startups dying: the try and its quick re-check, then the verdict (no budget spent)."""
+    run = suite("issue-1278", extra_env={"E2E_RETRY_BUDGET_S": "60"})
+    settled = [t for t in run.verdict["tests"] if "not retried: the startup record shows" in (t["message"] or "")]
+    assert [t["attempts"] for t in settled] == [2], run.explain()
+    assert run.verdict["cause"]["status"] == "confirmed", run.explain()
