@@ -5,7 +5,7 @@ The #1278 criteria are judged on startups, and the backend's logs are the only o
 
 * in the backend process, `log_json_to_stdout` makes the startup loggers write one JSON object a line
   on stdout (`severity`, `message`, `timestamp`, `labels`, `context`), through the real build's own
-  redactor, which turns `PASS:` and the word after it into `PASS=REDACTED`;
+  redactor, which takes `PASS:` (or `password`) and the word after it for a secret: `PASS=REDACTED`;
 * in the daemon, `CloudLogging` turns each instance's stdout/stderr lines into LogEntries exactly as
   `gcloud logging read --format=json` returns them (special field `severity` lifted out of the
   payload, `labels.instanceId`, the `cloud_run_revision` resource), adds the platform's own lines
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -57,12 +58,18 @@ STARTUP_FAILED = ("STARTUP SEQUENCE FAILED", "Application startup failed")
 # --------------------------------------------------------------------------------------------------
 # The backend process: JSON lines on stdout, mangled like the real build's
 # --------------------------------------------------------------------------------------------------
-_PASS_AND_WORD = re.compile(r"PASS:\s*\S+")
+# The real build's redactor (netra_backend/app/core/logging_formatters.py, `SensitiveDataFilter`), its
+# password rule: a password-like key (any case), the blanks, colons or equals signs after it, and the next
+# word (in quotes or not) become `<key>=REDACTED`. It takes the sequencer's ` PASS:  PHASE COMPLETED` for a
+# secret (` PASS=REDACTED COMPLETED`), and PostgreSQL's `password authentication failed for user "x"` too
+# (`password=REDACTED failed for user "x"`): both manglings are measured on the real build. Its other rules
+# (API keys, tokens, e-mail addresses...) never match what the replica's backend logs, and are left out.
+_PASSWORD_AND_WORD = re.compile(r'(password|passwd|pwd|pass)[\s:=]+"?[^"\s]+"?', re.IGNORECASE)
 
 
 def redact(message: str) -> str:
-    """The real build's log redactor: it takes `PASS:` plus the next word for a secret."""
-    return _PASS_AND_WORD.sub("PASS=REDACTED", message)
+    """The real build's log redactor, as it treats passwords (see `_PASSWORD_AND_WORD`)."""
+    return _PASSWORD_AND_WORD.sub(r"\1=REDACTED", message)
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -80,7 +87,10 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def log_json_to_stdout(logger_names: Iterable[str]) -> None:
-    """Route these loggers (and only these) to stdout as JSON lines; the rest keeps its handlers."""
+    """Route these loggers (and only these) to stdout as JSON lines; the rest keeps its handlers.
+    Written in UTF-8 whatever the locale, as on Cloud Run (the real build writes `❌` as the character)."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.encoding.lower() != "utf-8":
+        sys.stdout.reconfigure(encoding="utf-8")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLineFormatter())
     for name in logger_names:
