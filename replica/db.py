@@ -110,6 +110,18 @@ async def missing_tables(pool: asyncpg.Pool, names: tuple[str, ...]) -> list[str
     return [name for name in names if name not in present]
 
 
+async def set_login_password(conn: asyncpg.Connection, role: str, password: str) -> None:
+    """Make `role` (a plain identifier) a login role with this password (hex: safe inside the quotes)."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    await conn.execute(f"{'ALTER' if exists else 'CREATE'} ROLE {role} LOGIN PASSWORD '{password}'")
+
+
+async def ensure_database(conn: asyncpg.Connection, name: str) -> None:
+    """Create the database `name` (a plain identifier), empty, unless it exists."""
+    if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        await conn.execute(f"CREATE DATABASE {name}")
+
+
 def _now() -> int:
     return int(time.time())
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from replica.faultproxy import Fault
+
+BackendDatabase = Literal["replica", "wrong-password", "socket-missing", "empty"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Scenario:
     # A database fault set once the backend has started (a VPC connector failing under a running
     # service): existing connections are cut too. `up` returns only after it is in place.
     db_fault_after_ready: Fault | None = None
+    # The database the backend is configured with (the daemon makes it so, see ReplicaDaemon):
+    # replica: the replica's PostgreSQL through the fault proxy; wrong-password: a role that needs a
+    # password, given the wrong one; socket-missing: a Cloud SQL unix socket path that does not exist;
+    # empty: a database of its own without any table.
+    backend_database: BackendDatabase = "replica"
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -32,8 +39,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("healthy", "Everything works: login, chat, AI answers, messages stored."),
         Scenario(
             "issue-1278",
-            "The database connection hangs past the database-phase timeout: exit code 3, crash loop, "
-            "every backend request gets the front door's 503 HTML page; auth stays healthy. `fix` clears it.",
+            "The database connection hangs past the database-phase timeout (2 s): `❌ Database connection "
+            "timeout after 2.0..s (attempt 1/3)`, `Database initialization attempt 1 failed (timeout):`, "
+            "the phase fails by timeout; exit code 3, crash loop, every backend request gets the front "
+            "door's 503 HTML page; auth stays healthy. `fix` clears it.",
             service={"db_timeout_s": 2.0},
             db_fault=Fault("hang"),
             backend_ready_expected=False,
@@ -46,6 +55,43 @@ SCENARIOS: dict[str, Scenario] = {
             "deploy does (`rollout --set broken_import=`).",
             service={"broken_import": "netra_backend.app.agents.registry:AgentRegistry"},
             backend_ready_expected=False,
+        ),
+        Scenario(
+            "db-wrong-password",
+            "The backend's database password is wrong (a rotated secret): PostgreSQL refuses it at once, "
+            "for real (the role netra_staging needs a password; the backend sends another). The database "
+            "phase fails in a few hundredths of a second: `❌ Database connection error ...: "
+            'password=REDACTED failed for user "netra_staging"` (PostgreSQL\'s words through the real '
+            "build's redactor), `Database connectivity check failed: ...`, then the generic `PHASE FAILED: "
+            "DATABASE - Database schema validation failed - schema inconsistent`; exit code 3, crash loop, "
+            "the front door's 503 page; auth stays healthy. `fix` does not clear it: the configured "
+            "password is wrong, not the infrastructure.",
+            backend_ready_expected=False,
+            backend_database="wrong-password",
+        ),
+        Scenario(
+            "db-socket-missing",
+            "The revision has no Cloud SQL connection: the backend connects to a unix socket path that "
+            "does not exist (asyncpg raises FileNotFoundError). The database phase fails at once: `❌ "
+            "Database connection error ...: [Errno 2] No such file or directory`, `Database connectivity "
+            "check failed: [Errno 2] No such file or directory`, then the same generic `schema "
+            "inconsistent` phase error; exit code 3, crash loop, the 503 page; auth stays healthy. `fix` "
+            "does not clear it: the revision's configuration lacks the connection.",
+            backend_ready_expected=False,
+            backend_database="socket-missing",
+        ),
+        Scenario(
+            "db-empty",
+            "The database answers but migrations never ran: the backend's database is empty, and the "
+            "backend, like the real one, only checks its tables (it does not create them). WARNING "
+            "`Failed to verify database tables exist: Missing critical database tables: {'users', "
+            "'assistants', 'runs', 'messages', 'threads'}. Run migration service first. ...`, then the "
+            "generic `schema inconsistent` phase error; exit code 3, crash loop, the 503 page; auth stays "
+            "healthy. `fix` does not clear it; running the migrations does (`rollout --set "
+            "db_schema=create`: a backend that creates its tables).",
+            service={"db_schema": "expect"},
+            backend_ready_expected=False,
+            backend_database="empty",
         ),
         Scenario(
             "gateway-outage",
