@@ -9,8 +9,9 @@ The #1278 criteria are judged on startups, and the backend's logs are the only o
 * in the daemon, `CloudLogging` turns each instance's stdout/stderr lines into LogEntries exactly as
   `gcloud logging read --format=json` returns them (special field `severity` lifted out of the
   payload, `labels.instanceId`, the `cloud_run_revision` resource), adds the platform's own lines
-  (`Container called exit(N).`, the startup probe), and keeps `cloud-logging.json` in the run
-  directory: a JSON array, newest first, rewritten atomically.
+  (`Container called exit(N).`, the startup probe's success or failure, a memory limit exceeded),
+  and keeps `cloud-logging.json` in the run directory: a JSON array, newest first, rewritten
+  atomically.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ PROJECT_ID = "netra-staging"
 SERVICE_NAME = "netra-backend-staging"
 LOCATION = "us-central1"
 CONTAINER_NAME = f"{SERVICE_NAME}-1"
-CONTAINER_PORT = 8000  # what Cloud Run's probe line names; the replica's instances listen elsewhere
+# The real service's PORT, which Cloud Run's probe lines name (the replica's instances listen elsewhere).
+CONTAINER_PORT = 8000
 APP_SERVICE = "netra-service"  # `context.service` as the real formatter fills it
 FILE_NAME = "cloud-logging.json"
 FLUSH_INTERVAL_S = 0.25
@@ -298,6 +300,25 @@ class InstanceLog:
             f"on port {CONTAINER_PORT}."
         )
         self._system("INFO", message)
+
+    def probe_failed(self) -> None:
+        """Cloud Run's lines for an instance whose port never accepted within the startup probe's budget:
+        the probe's, then the revision's (the words `gcloud run deploy` and the revision's condition
+        show). The platform then stops the instance (`exited`)."""
+        self._system(
+            "ERROR",
+            f'Default STARTUP TCP probe failed 1 time consecutively for container "{CONTAINER_NAME}" '
+            f"on port {CONTAINER_PORT}. The instance was not started.",
+        )
+        self._system(
+            "ERROR",
+            "The user-provided container failed to start and listen on the port defined provided by the "
+            f"PORT={CONTAINER_PORT} environment variable within the allocated timeout.",
+        )
+
+    def memory_exceeded(self, limit_mib: int, used_mib: int) -> None:
+        """Cloud Run's line for an instance killed for memory (the kill itself follows: `exited`)."""
+        self._system("ERROR", f"Memory limit of {limit_mib} MiB exceeded with {used_mib} MiB used.")
 
     def exited(self, code: int | None) -> None:
         """Cloud Run's line for a container that exited non-zero, or was killed by a signal."""

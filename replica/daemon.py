@@ -154,6 +154,8 @@ class ReplicaDaemon:
             backoff=self.backoff,
             log_path=self.run_dir / "backend.log",
             revision_of=lambda rollouts: revision_name(self.started_at, rollouts),
+            startup_probe_s=self.scenario.startup_probe_s,
+            memory_limit_mib=self.scenario.memory_limit_mib,
         )
         self.auth_port = free_port()
         self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from replica.faultproxy import Fault
+from replica.supervisor import STARTUP_PROBE_S
 
 BackendDatabase = Literal["replica", "wrong-password", "socket-missing", "empty"]
 
@@ -31,6 +32,11 @@ class Scenario:
     # password, given the wrong one; socket-missing: a Cloud SQL unix socket path that does not exist;
     # empty: a database of its own without any table.
     backend_database: BackendDatabase = "replica"
+    # Cloud Run's settings for the backend: the startup probe's budget (a port that accepts nothing
+    # for so long after the start fails it, and the instance is stopped), and the memory limit (None:
+    # not enforced); see replica/supervisor.py.
+    startup_probe_s: float = STARTUP_PROBE_S
+    memory_limit_mib: int | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
