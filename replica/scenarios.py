@@ -9,6 +9,8 @@ from replica.faultproxy import Fault
 from replica.supervisor import STARTUP_PROBE_S
 
 BackendDatabase = Literal["replica", "wrong-password", "socket-missing", "empty"]
+# A short startup probe budget, so that a crash loop of instances that never listen shows within seconds.
+SHORT_PROBE_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,44 @@ SCENARIOS: dict[str, Scenario] = {
             service={"db_schema": "expect"},
             backend_ready_expected=False,
             backend_database="empty",
+        ),
+        Scenario(
+            "oom",
+            "Each instance is killed for memory during its startup: the SERVICES phase loads 1 GiB (a "
+            "model), the service's memory limit is 256 MiB, and the platform kills the process (SIGKILL) "
+            "once it is over: Cloud Run's ERROR `Memory limit of 256 MiB exceeded with <n> MiB used.` and "
+            "`Container terminated on signal 9.`, no failure summary from the app (its log stops in the "
+            "SERVICES phase); crash loop, the 503 page; auth stays healthy. `fix` does not clear it; a "
+            "build that loads less does (`rollout --set preload_mib=0`).",
+            service={"preload_mib": 1024},
+            backend_ready_expected=False,
+            memory_limit_mib=256,
+        ),
+        Scenario(
+            "port-mismatch",
+            "The build listens on a port of its own, not on PORT: every startup completes (the app logs "
+            "success and serves, elsewhere), but Cloud Run's startup TCP probe on PORT gets no answer "
+            "within its budget: ERROR `Default STARTUP TCP probe failed 1 time consecutively for container "
+            "... The instance was not started.` and `The user-provided container failed to start and "
+            "listen on the port defined provided by the PORT=... environment variable within the allocated "
+            "timeout.`; the platform kills the instance (signal 9) and starts another: crash loop, the 503 "
+            "page; auth stays healthy. `fix` does not clear it; a build that listens on PORT does "
+            "(`rollout --set listen=port`).",
+            service={"listen": "elsewhere"},
+            backend_ready_expected=False,
+            startup_probe_s=SHORT_PROBE_S,
+        ),
+        Scenario(
+            "stuck-after-database",
+            "The database phase completes, then the CACHE phase waits for ever (a Redis that never "
+            "answers, with no timeout): the app never listens, Cloud Run's startup probe fails after its "
+            "budget (the same two ERROR lines as port-mismatch) and the platform kills the instance "
+            "(signal 9). The log shows the database phase completed, CACHE started, and no outcome line "
+            "from the app; crash loop, the 503 page; auth stays healthy. `fix` does not clear it; a build "
+            "that does not hang does (`rollout --set hang_phase=`).",
+            service={"hang_phase": "cache"},
+            backend_ready_expected=False,
+            startup_probe_s=SHORT_PROBE_S,
         ),
         Scenario(
             "gateway-outage",

@@ -35,6 +35,8 @@ BANNER = "=" * 80
 DB_ATTEMPTS = 5  # what the real phase announces; the replica spends its whole budget on the first
 DB_CONNECT_ATTEMPTS = 3  # the connection attempts within one, as the real build numbers them
 SCHEMA_INCONSISTENT = "Database schema validation failed - schema inconsistent"
+PRELOAD_CHUNK_MIB = 8  # the SERVICES phase's preload grows by this much at a time
+PRELOAD_PAUSE_S = 0.02  # between chunks: the memory grows as a load does, not in one jump
 # Connections the database phase holds at once (schema setup, and a capacity check beside it): why
 # backends starting together exhaust a small PostgreSQL (scenario startup-storm).
 STARTUP_DB_CONNECTIONS = 2
@@ -242,9 +244,20 @@ async def _services(rt: BackendResources) -> None:
     if rt.config.broken_import:
         module, _, name = rt.config.broken_import.partition(":")
         raise ImportError(f"cannot import name {name!r} from {module!r}", name=module)
+    if rt.config.preload_mib:
+        await _preload(rt, rt.config.preload_mib)
     rt.services["agents"] = {agent.AGENT_NAME: agent.run_agent}
     smd.info("Total Services: 5")
     smd.info("  [U+2713] Step 12: Agent supervisor created with bridge")
+
+
+async def _preload(rt: BackendResources, mib: int) -> None:
+    """Load `mib` MiB and keep it (a model, a big index), written so that it is resident memory: what a
+    memory limit under it kills (scenario oom)."""
+    loaded: list[bytearray] = rt.services.setdefault("preloaded", [])
+    for _ in range(-(-mib // PRELOAD_CHUNK_MIB)):
+        loaded.append(bytearray(b"\x01") * (PRELOAD_CHUNK_MIB << 20))
+        await asyncio.sleep(PRELOAD_PAUSE_S)
 
 
 async def _websocket(rt: BackendResources) -> None:
@@ -361,6 +374,8 @@ async def _run_phase(phase: StartupPhase, resources: BackendResources, state: St
     state.startup_phase = phase.value
     started = time.monotonic()
     try:
+        if resources.config.hang_phase == phase.value:
+            await asyncio.Event().wait()  # its dependency never answers, and nothing times it out
         await PHASE_FUNCTIONS[phase](resources)
     except Exception as exc:
         duration = time.monotonic() - started
