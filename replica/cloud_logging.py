@@ -5,18 +5,20 @@ The #1278 criteria are judged on startups, and the backend's logs are the only o
 
 * in the backend process, `log_json_to_stdout` makes the startup loggers write one JSON object a line
   on stdout (`severity`, `message`, `timestamp`, `labels`, `context`), through the real build's own
-  redactor, which turns `PASS:` and the word after it into `PASS=REDACTED`;
+  redactor, which takes `PASS:` (or `password`) and the word after it for a secret: `PASS=REDACTED`;
 * in the daemon, `CloudLogging` turns each instance's stdout/stderr lines into LogEntries exactly as
   `gcloud logging read --format=json` returns them (special field `severity` lifted out of the
   payload, `labels.instanceId`, the `cloud_run_revision` resource), adds the platform's own lines
-  (`Container called exit(N).`, the startup probe), and keeps `cloud-logging.json` in the run
-  directory: a JSON array, newest first, rewritten atomically.
+  (`Container called exit(N).`, the startup probe's success or failure, a memory limit exceeded),
+  and keeps `cloud-logging.json` in the run directory: a JSON array, newest first, rewritten
+  atomically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -34,7 +36,8 @@ PROJECT_ID = "netra-staging"
 SERVICE_NAME = "netra-backend-staging"
 LOCATION = "us-central1"
 CONTAINER_NAME = f"{SERVICE_NAME}-1"
-CONTAINER_PORT = 8000  # what Cloud Run's probe line names; the replica's instances listen elsewhere
+# The real service's PORT, which Cloud Run's probe lines name (the replica's instances listen elsewhere).
+CONTAINER_PORT = 8000
 APP_SERVICE = "netra-service"  # `context.service` as the real formatter fills it
 FILE_NAME = "cloud-logging.json"
 FLUSH_INTERVAL_S = 0.25
@@ -57,12 +60,18 @@ STARTUP_FAILED = ("STARTUP SEQUENCE FAILED", "Application startup failed")
 # --------------------------------------------------------------------------------------------------
 # The backend process: JSON lines on stdout, mangled like the real build's
 # --------------------------------------------------------------------------------------------------
-_PASS_AND_WORD = re.compile(r"PASS:\s*\S+")
+# The real build's redactor (netra_backend/app/core/logging_formatters.py, `SensitiveDataFilter`), its
+# password rule: a password-like key (any case), the blanks, colons or equals signs after it, and the next
+# word (in quotes or not) become `<key>=REDACTED`. It takes the sequencer's ` PASS:  PHASE COMPLETED` for a
+# secret (` PASS=REDACTED COMPLETED`), and PostgreSQL's `password authentication failed for user "x"` too
+# (`password=REDACTED failed for user "x"`): both manglings are measured on the real build. Its other rules
+# (API keys, tokens, e-mail addresses...) never match what the replica's backend logs, and are left out.
+_PASSWORD_AND_WORD = re.compile(r'(password|passwd|pwd|pass)[\s:=]+"?[^"\s]+"?', re.IGNORECASE)
 
 
 def redact(message: str) -> str:
-    """The real build's log redactor: it takes `PASS:` plus the next word for a secret."""
-    return _PASS_AND_WORD.sub("PASS=REDACTED", message)
+    """The real build's log redactor, as it treats passwords (see `_PASSWORD_AND_WORD`)."""
+    return _PASSWORD_AND_WORD.sub(r"\1=REDACTED", message)
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -80,7 +89,10 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def log_json_to_stdout(logger_names: Iterable[str]) -> None:
-    """Route these loggers (and only these) to stdout as JSON lines; the rest keeps its handlers."""
+    """Route these loggers (and only these) to stdout as JSON lines; the rest keeps its handlers.
+    Written in UTF-8 whatever the locale, as on Cloud Run (the real build writes `❌` as the character)."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.encoding.lower() != "utf-8":
+        sys.stdout.reconfigure(encoding="utf-8")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLineFormatter())
     for name in logger_names:
@@ -288,6 +300,25 @@ class InstanceLog:
             f"on port {CONTAINER_PORT}."
         )
         self._system("INFO", message)
+
+    def probe_failed(self) -> None:
+        """Cloud Run's lines for an instance whose port never accepted within the startup probe's budget:
+        the probe's, then the revision's (the words `gcloud run deploy` and the revision's condition
+        show). The platform then stops the instance (`exited`)."""
+        self._system(
+            "ERROR",
+            f'Default STARTUP TCP probe failed 1 time consecutively for container "{CONTAINER_NAME}" '
+            f"on port {CONTAINER_PORT}. The instance was not started.",
+        )
+        self._system(
+            "ERROR",
+            "The user-provided container failed to start and listen on the port defined provided by the "
+            f"PORT={CONTAINER_PORT} environment variable within the allocated timeout.",
+        )
+
+    def memory_exceeded(self, limit_mib: int, used_mib: int) -> None:
+        """Cloud Run's line for an instance killed for memory (the kill itself follows: `exited`)."""
+        self._system("ERROR", f"Memory limit of {limit_mib} MiB exceeded with {used_mib} MiB used.")
 
     def exited(self, code: int | None) -> None:
         """Cloud Run's line for a container that exited non-zero, or was killed by a signal."""

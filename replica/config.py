@@ -17,6 +17,8 @@ StartupMode = Literal["blocking", "early"]
 WsAuth = Literal["strict", "relaxed", "demo"]
 AgentMode = Literal["normal", "broken"]
 AuthMode = Literal["normal", "reject_bypass"]
+DbSchema = Literal["create", "expect"]
+Listen = Literal["port", "elsewhere"]
 # The wire protocol era the services speak (orthogonal to scenarios; see docs/protocol.md):
 # legacy: before 2025-09-16 (rich /health with `service`, readiness with core_db, events under
 #         `data`, message content a plain string);
@@ -75,6 +77,17 @@ class ServiceConfig:
     auth_mode: AuthMode = "normal"
     # A bad deploy: `module:Name` that the startup's SERVICES phase imports and cannot (empty: none).
     broken_import: str = ""
+    # create: the database phase creates the tables (the replica's stand-in for the migration service
+    # that a real deploy runs first); expect: like the real backend, it only checks that its critical
+    # tables exist (an empty database then fails the phase: scenario db-empty).
+    db_schema: DbSchema = "create"
+    # A startup phase that never ends (e.g. "cache": a Redis that never answers); empty: none.
+    hang_phase: str = ""
+    # MiB the SERVICES phase loads into memory and keeps (a model, a big index): what a memory limit kills.
+    preload_mib: int = 0
+    # port: listen on --port (Cloud Run's PORT); elsewhere: on another port (a port hard-coded in the
+    # build), where the platform's startup probe never looks.
+    listen: Listen = "port"
 
     def to_env(self) -> dict[str, str]:
         return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}

@@ -29,6 +29,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from replica import scenarios
+from replica import db, scenarios
 from replica.cloud_logging import FILE_NAME as CLOUD_LOGGING_FILE
 from replica.cloud_logging import CloudLogging, revision_name
 from replica.config import PROFILES, ServiceConfig
@@ -49,7 +50,7 @@ from replica.faultproxy import Fault, FaultProxy
 from replica.fleet import BackendFleet
 from replica.frontdoor import FrontDoor, GatewayFaults
 from replica.ports import free_port
-from replica.postgres import PostgresServer
+from replica.postgres import PASSWORD_ROLE, PostgresServer
 from replica.state import STATE_FILE, write_state
 from replica.supervisor import Backoff, ProcessSupervisor
 
@@ -63,7 +64,13 @@ FAIL_START_AFTER_ENV = "REPLICA_FAIL_START_AFTER"
 
 
 class StartFailure(RuntimeError):
-    """The start failed on purpose (REPLICA_FAIL_START_AFTER)."""
+    """The start failed on purpose (REPLICA_FAIL_START_AFTER), or the scenario cannot be played here."""
+
+
+# The real backend's database and a Cloud SQL instance connection name (project:region:instance), for
+# the scenarios whose backend is configured with a database of its own (Scenario.backend_database).
+BACKEND_DATABASE = "netra_staging"
+CLOUD_SQL_INSTANCE = "netra-staging:us-central1:staging-shared-postgres"
 
 
 FIX_LEAD_S = 1.0  # a scheduled fix is in place this long before its window opens
@@ -134,9 +141,10 @@ class ReplicaDaemon:
         await self.proxy.start()
         started.push_async_callback(self.proxy.stop)
         proxied_url = _with_port(direct_url, proxy_port)
+        backend_url = await self._backend_database(direct_url, proxied_url)
 
         bypass_key = os.environ.get(BYPASS_KEY_ENV) or secrets.token_urlsafe(24)
-        config = self._config(bypass_key, proxied_url, direct_url)
+        config = self._config(bypass_key, backend_url, direct_url)
         self.fleet = BackendFleet(
             config,
             self.instances,
@@ -146,6 +154,8 @@ class ReplicaDaemon:
             backoff=self.backoff,
             log_path=self.run_dir / "backend.log",
             revision_of=lambda rollouts: revision_name(self.started_at, rollouts),
+            startup_probe_s=self.scenario.startup_probe_s,
+            memory_limit_mib=self.scenario.memory_limit_mib,
         )
         self.auth_port = free_port()
         self.auth = self._supervisor("auth", "replica.auth", self.auth_port, config)
@@ -252,6 +262,39 @@ class ReplicaDaemon:
             auth_database_url=direct_url,
         ).replace(**{**self.scenario.service, **self.overrides})
         return config.replace(profile=self.profile) if self.profile else config
+
+    async def _backend_database(self, direct_url: str, proxied_url: str) -> str:
+        """The backend's database URL, as the scenario's `backend_database` wants it, made real:
+
+        * replica: the replica's PostgreSQL through the fault proxy;
+        * wrong-password: the role netra_staging, which PostgreSQL makes give its password (see
+          replica/postgres.py), with a new random password; the backend gets another one, through the
+          proxy. The refusal is checked here: a PostgreSQL that lets the wrong password in (an external
+          one that trusts local connections) cannot play the story, and the start fails saying so;
+        * socket-missing: a Cloud SQL unix socket (`host=<dir>`, as Cloud Run mounts them) in a
+          directory that is never created: asyncpg's connect raises FileNotFoundError (errno 2). Short,
+          under the temp dir: a unix socket path is limited to 107 bytes, and a longer one would fail
+          with another error;
+        * empty: a database of its own (netra_staging, made empty if missing), through the proxy.
+        """
+        kind = self.scenario.backend_database
+        if kind == "replica":
+            return proxied_url
+        if kind == "socket-missing":
+            missing = Path(tempfile.gettempdir()) / f"cloudsql-{secrets.token_hex(4)}" / CLOUD_SQL_INSTANCE
+            if missing.parent.exists():
+                raise StartFailure(f"{missing.parent} exists: the Cloud SQL socket would not be missing")
+            return f"postgresql://{PASSWORD_ROLE}@/{BACKEND_DATABASE}?host={missing}"
+        conn = await asyncpg.connect(direct_url, timeout=10)
+        try:
+            if kind == "wrong-password":
+                await db.set_login_password(conn, PASSWORD_ROLE, secrets.token_hex(16))
+                await _refused(_with_credentials(direct_url, PASSWORD_ROLE, secrets.token_hex(16)))
+                return _with_credentials(proxied_url, PASSWORD_ROLE, secrets.token_hex(16))
+            await db.ensure_database(conn, BACKEND_DATABASE)
+            return _with_database(proxied_url, BACKEND_DATABASE)
+        finally:
+            await conn.close()
 
     def _start_postgres(self, started: contextlib.AsyncExitStack) -> tuple[str, int, str]:
         external = os.environ.get(EXTERNAL_DB_ENV)
@@ -449,6 +492,28 @@ def _summary(backend: dict[str, Any], faults: dict[str, Any]) -> str:
             f"rolling out {rolling[-1]['revision']} ({rolling[-1]['replaced']}/{rolling[-1]['instances']})"
         )
     return "; ".join(parts)
+
+
+async def _refused(url: str) -> None:
+    """Raise unless PostgreSQL refuses this URL's password."""
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except asyncpg.InvalidPasswordError:
+        return
+    await conn.close()
+    raise StartFailure(
+        f"PostgreSQL accepts any password for {PASSWORD_ROLE} (trust authentication): "
+        "the db-wrong-password story needs it refused"
+    )
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}").geturl()
+
+
+def _with_database(url: str, database: str) -> str:
+    return urlsplit(url)._replace(path=f"/{database}").geturl()
 
 
 def _fault_dict(fault: Fault | None) -> dict[str, object] | None:

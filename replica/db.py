@@ -60,7 +60,22 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_thread_seq ON messages (thread_id, seq);
+CREATE TABLE IF NOT EXISTS assistants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+    assistant_id TEXT REFERENCES assistants(id),
+    status TEXT NOT NULL DEFAULT 'queued',
+    created_at BIGINT NOT NULL
+);
 """
+# The tables the real backend's database phase requires (the migration service creates them; the
+# backend only checks), in the order its startup warning listed them when all were missing.
+CRITICAL_TABLES: tuple[str, ...] = ("users", "assistants", "runs", "messages", "threads")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -82,6 +97,29 @@ async def ensure_schema(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
         await conn.execute(SCHEMA)
+
+
+async def missing_tables(pool: asyncpg.Pool, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` are not tables of the database's current schema (in the order given)."""
+    rows = await pool.fetch(
+        """SELECT table_name FROM information_schema.tables
+           WHERE table_schema = current_schema() AND table_name = ANY($1::text[])""",
+        list(names),
+    )
+    present = {row["table_name"] for row in rows}
+    return [name for name in names if name not in present]
+
+
+async def set_login_password(conn: asyncpg.Connection, role: str, password: str) -> None:
+    """Make `role` (a plain identifier) a login role with this password (hex: safe inside the quotes)."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    await conn.execute(f"{'ALTER' if exists else 'CREATE'} ROLE {role} LOGIN PASSWORD '{password}'")
+
+
+async def ensure_database(conn: asyncpg.Connection, name: str) -> None:
+    """Create the database `name` (a plain identifier), empty, unless it exists."""
+    if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        await conn.execute(f"CREATE DATABASE {name}")
 
 
 def _now() -> int:

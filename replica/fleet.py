@@ -30,7 +30,7 @@ from replica.cloud_logging import CloudLogging
 from replica.config import ServiceConfig
 from replica.frontdoor import FrontDoor, GatewayFaults
 from replica.ports import free_port
-from replica.supervisor import Backoff, ProcessSupervisor
+from replica.supervisor import STARTUP_PROBE_S, Backoff, ProcessSupervisor
 
 log = logging.getLogger("replica.fleet")
 
@@ -72,8 +72,12 @@ class BackendFleet:
         backoff: Backoff,
         log_path: Path,
         revision_of: Callable[[int], str],
+        startup_probe_s: float = STARTUP_PROBE_S,
+        memory_limit_mib: int | None = None,
     ) -> None:
         self.config = config
+        self.startup_probe_s = startup_probe_s  # the service's startup probe budget (Cloud Run's setting)
+        self.memory_limit_mib = memory_limit_mib  # the service's memory limit (None: not enforced)
         self._argv = argv  # the command line of an instance listening on a port
         self.cloud_logging = cloud_logging
         self.backoff = backoff
@@ -237,6 +241,8 @@ class BackendFleet:
             instances=lambda: self.cloud_logging.instance(revision),
             port=port,
             log_prefix=f"[{name}] " if self._prefixed else "",
+            startup_probe_s=self.startup_probe_s,
+            memory_limit_mib=self.memory_limit_mib,
         )
 
     @staticmethod

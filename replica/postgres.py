@@ -40,6 +40,10 @@ from replica.supervisor import die_with_parent
 PG_USER = "pgserver"
 SUPERUSER = "postgres"
 DATABASE = "postgres"
+# The real backend's role. initdb trusts every local connection; this role alone must give its
+# password (SCRAM), so that a wrong one is refused by PostgreSQL itself (scenario db-wrong-password).
+PASSWORD_ROLE = "netra_staging"
+PASSWORD_RULE = f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256"
 SHARED_DIR_ENV = "REPLICA_PG_SHARED_DIR"  # where the data dirs (and, by default, the cache) go as root
 CACHE_DIR_ENV = "REPLICA_PG_CACHE_DIR"  # the cache of PostgreSQL installs itself
 CACHE_NAME = "replica-pginstall"
@@ -147,6 +151,15 @@ def cached_install(install: Path, user: RunAs) -> Path:
     return copied
 
 
+def _require_password(hba: Path) -> None:
+    """Put PASSWORD_RULE first in `hba` (once): the first matching line decides, the trust lines follow.
+    Written in place, so the file keeps its owner and mode."""
+    lines = hba.read_text().splitlines()
+    if PASSWORD_RULE not in lines:
+        with hba.open("r+") as file:
+            file.write("\n".join([PASSWORD_RULE, *lines]) + "\n")
+
+
 def _own_dir(path: Path, user: RunAs) -> None:
     """Make `path` (0755, ours) or accept it only if it is ours and no one else may write in it:
     root runs what it holds."""
@@ -233,6 +246,7 @@ class PostgresServer:
             )  # fmt: skip
             if init.returncode != 0:
                 raise RuntimeError(f"initdb failed: {init.stderr.decode(errors='replace')[-2000:]}")
+        _require_password(data / "pg_hba.conf")
         self.port = self.port or free_port()
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(

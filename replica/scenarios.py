@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from replica.faultproxy import Fault
+from replica.supervisor import STARTUP_PROBE_S
+
+BackendDatabase = Literal["replica", "wrong-password", "socket-missing", "empty"]
+# A short startup probe budget, so that a crash loop of instances that never listen shows within seconds.
+SHORT_PROBE_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,16 @@ class Scenario:
     # A database fault set once the backend has started (a VPC connector failing under a running
     # service): existing connections are cut too. `up` returns only after it is in place.
     db_fault_after_ready: Fault | None = None
+    # The database the backend is configured with (the daemon makes it so, see ReplicaDaemon):
+    # replica: the replica's PostgreSQL through the fault proxy; wrong-password: a role that needs a
+    # password, given the wrong one; socket-missing: a Cloud SQL unix socket path that does not exist;
+    # empty: a database of its own without any table.
+    backend_database: BackendDatabase = "replica"
+    # Cloud Run's settings for the backend: the startup probe's budget (a port that accepts nothing
+    # for so long after the start fails it, and the instance is stopped), and the memory limit (None:
+    # not enforced); see replica/supervisor.py.
+    startup_probe_s: float = STARTUP_PROBE_S
+    memory_limit_mib: int | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -35,8 +50,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("healthy", "Everything works: login, chat, AI answers, messages stored."),
         Scenario(
             "issue-1278",
-            "The database connection hangs past the database-phase timeout: exit code 3, crash loop, "
-            "every backend request gets the front door's 503 HTML page; auth stays healthy. `fix` clears it.",
+            "The database connection hangs past the database-phase timeout (2 s): `❌ Database connection "
+            "timeout after 2.0..s (attempt 1/3)`, `Database initialization attempt 1 failed (timeout):`, "
+            "the phase fails by timeout; exit code 3, crash loop, every backend request gets the front "
+            "door's 503 HTML page; auth stays healthy. `fix` clears it.",
             service={"db_timeout_s": 2.0},
             db_fault=Fault("hang"),
             backend_ready_expected=False,
@@ -51,6 +68,81 @@ SCENARIOS: dict[str, Scenario] = {
             service={"broken_import": "netra_backend.app.agents.registry:AgentRegistry"},
             backend_ready_expected=False,
             crash_loop=True,
+        ),
+        Scenario(
+            "db-wrong-password",
+            "The backend's database password is wrong (a rotated secret): PostgreSQL refuses it at once, "
+            "for real (the role netra_staging needs a password; the backend sends another). The database "
+            "phase fails in a few hundredths of a second: `❌ Database connection error ...: "
+            'password=REDACTED failed for user "netra_staging"` (PostgreSQL\'s words through the real '
+            "build's redactor), `Database connectivity check failed: ...`, then the generic `PHASE FAILED: "
+            "DATABASE - Database schema validation failed - schema inconsistent`; exit code 3, crash loop, "
+            "the front door's 503 page; auth stays healthy. `fix` does not clear it: the configured "
+            "password is wrong, not the infrastructure.",
+            backend_ready_expected=False,
+            backend_database="wrong-password",
+        ),
+        Scenario(
+            "db-socket-missing",
+            "The revision has no Cloud SQL connection: the backend connects to a unix socket path that "
+            "does not exist (asyncpg raises FileNotFoundError). The database phase fails at once: `❌ "
+            "Database connection error ...: [Errno 2] No such file or directory`, `Database connectivity "
+            "check failed: [Errno 2] No such file or directory`, then the same generic `schema "
+            "inconsistent` phase error; exit code 3, crash loop, the 503 page; auth stays healthy. `fix` "
+            "does not clear it: the revision's configuration lacks the connection.",
+            backend_ready_expected=False,
+            backend_database="socket-missing",
+        ),
+        Scenario(
+            "db-empty",
+            "The database answers but migrations never ran: the backend's database is empty, and the "
+            "backend, like the real one, only checks its tables (it does not create them). WARNING "
+            "`Failed to verify database tables exist: Missing critical database tables: {'users', "
+            "'assistants', 'runs', 'messages', 'threads'}. Run migration service first. ...`, then the "
+            "generic `schema inconsistent` phase error; exit code 3, crash loop, the 503 page; auth stays "
+            "healthy. `fix` does not clear it; running the migrations does (`rollout --set "
+            "db_schema=create`: a backend that creates its tables).",
+            service={"db_schema": "expect"},
+            backend_ready_expected=False,
+            backend_database="empty",
+        ),
+        Scenario(
+            "oom",
+            "Each instance is killed for memory during its startup: the SERVICES phase loads 1 GiB (a "
+            "model), the service's memory limit is 256 MiB, and the platform kills the process (SIGKILL) "
+            "once it is over: Cloud Run's ERROR `Memory limit of 256 MiB exceeded with <n> MiB used.` and "
+            "`Container terminated on signal 9.`, no failure summary from the app (its log stops in the "
+            "SERVICES phase); crash loop, the 503 page; auth stays healthy. `fix` does not clear it; a "
+            "build that loads less does (`rollout --set preload_mib=0`).",
+            service={"preload_mib": 1024},
+            backend_ready_expected=False,
+            memory_limit_mib=256,
+        ),
+        Scenario(
+            "port-mismatch",
+            "The build listens on a port of its own, not on PORT: every startup completes (the app logs "
+            "success and serves, elsewhere), but Cloud Run's startup TCP probe on PORT gets no answer "
+            "within its budget: ERROR `Default STARTUP TCP probe failed 1 time consecutively for container "
+            "... The instance was not started.` and `The user-provided container failed to start and "
+            "listen on the port defined provided by the PORT=... environment variable within the allocated "
+            "timeout.`; the platform kills the instance (signal 9) and starts another: crash loop, the 503 "
+            "page; auth stays healthy. `fix` does not clear it; a build that listens on PORT does "
+            "(`rollout --set listen=port`).",
+            service={"listen": "elsewhere"},
+            backend_ready_expected=False,
+            startup_probe_s=SHORT_PROBE_S,
+        ),
+        Scenario(
+            "stuck-after-database",
+            "The database phase completes, then the CACHE phase waits for ever (a Redis that never "
+            "answers, with no timeout): the app never listens, Cloud Run's startup probe fails after its "
+            "budget (the same two ERROR lines as port-mismatch) and the platform kills the instance "
+            "(signal 9). The log shows the database phase completed, CACHE started, and no outcome line "
+            "from the app; crash loop, the 503 page; auth stays healthy. `fix` does not clear it; a build "
+            "that does not hang does (`rollout --set hang_phase=`).",
+            service={"hang_phase": "cache"},
+            backend_ready_expected=False,
+            startup_probe_s=SHORT_PROBE_S,
         ),
         Scenario(
             "gateway-outage",

@@ -25,8 +25,14 @@ GRACEFUL_SHUTDOWN_S = 3
 JSON_STDOUT_LOGGERS: dict[str, tuple[str, ...]] = {"backend": ("netra_backend", "uvicorn.error")}
 
 
-def serve(name: str, app_factory: Callable[[ServiceConfig], FastAPI], argv: list[str] | None = None) -> None:
-    """Run `app_factory(ServiceConfig.from_env())` on 127.0.0.1:--port until SIGTERM/SIGINT."""
+def serve(
+    name: str,
+    app_factory: Callable[[ServiceConfig], FastAPI],
+    argv: list[str] | None = None,
+    port_of: Callable[[int, ServiceConfig], int] | None = None,
+) -> None:
+    """Run `app_factory(ServiceConfig.from_env())` on 127.0.0.1:--port until SIGTERM/SIGINT (or on
+    the port `port_of(--port, config)` chooses: a service that listens where it should not)."""
     parser = argparse.ArgumentParser(
         prog=f"python -m replica.{name}", description=f"the replica's {name} service"
     )
@@ -38,11 +44,12 @@ def serve(name: str, app_factory: Callable[[ServiceConfig], FastAPI], argv: list
         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
     )
     log_json_to_stdout(JSON_STDOUT_LOGGERS.get(name, ()))
-    app = app_factory(ServiceConfig.from_env())
+    config = ServiceConfig.from_env()
+    app = app_factory(config)
     uvicorn.run(
         app,
         host=HOST,
-        port=args.port,
+        port=port_of(args.port, config) if port_of else args.port,
         log_config=None,
         ws="websockets-sansio",
         lifespan="on",

@@ -28,9 +28,15 @@ from replica import agent, db, tokens
 from replica.config import ServiceConfig
 
 smd = logging.getLogger("netra_backend.app.smd")
+# The real build's schema validation logs the connectivity check's failure under its own logger.
+schema_log = logging.getLogger("netra_backend.app.services.schema_validation_service")
 
 BANNER = "=" * 80
 DB_ATTEMPTS = 5  # what the real phase announces; the replica spends its whole budget on the first
+DB_CONNECT_ATTEMPTS = 3  # the connection attempts within one, as the real build numbers them
+SCHEMA_INCONSISTENT = "Database schema validation failed - schema inconsistent"
+PRELOAD_CHUNK_MIB = 8  # the SERVICES phase's preload grows by this much at a time
+PRELOAD_PAUSE_S = 0.02  # between chunks: the memory grows as a load does, not in one jump
 # Connections the database phase holds at once (schema setup, and a capacity check beside it): why
 # backends starting together exhaust a small PostgreSQL (scenario startup-storm).
 STARTUP_DB_CONNECTIONS = 2
@@ -133,7 +139,23 @@ async def _dependencies(rt: BackendResources) -> None:
 
 
 async def _database(rt: BackendResources) -> None:
-    """Connect through the VPC connector's place, within `db_timeout_s`, holding two connections."""
+    """Connect through the VPC connector's place, within `db_timeout_s`, holding two connections; then
+    the schema: created (the replica's stand-in for the migration service) or checked, as configured.
+
+    It fails the way the real build's phase fails (measured on aebb16f with staging settings), in its
+    words, the line that says why before the generic phase error:
+
+    * a database path that hangs (#1278): `❌ Database connection timeout after <x>s (attempt 1/3)`,
+      `Database initialization attempt 1 failed (timeout):`, then the phase fails by timeout;
+    * a database that refuses at once (a wrong password, no Cloud SQL socket, too many clients):
+      `❌ Database connection error after <x>s (attempt 1/3): <error>`, `Database connectivity check
+      failed: <error>`, then the phase fails with `Database schema validation failed - schema
+      inconsistent`, the real build's generic words. `<error>` is what asyncpg raised, verbatim; the
+      JSON formatter's redactor then mangles it as the real one does (PostgreSQL's `password
+      authentication failed for user "netra_staging"` reaches the log as `password=REDACTED failed ...`);
+    * a database without the backend's tables (`db_schema="expect"`): `Failed to verify database tables
+      exist: Missing critical database tables: {...}. ...`, then the same generic phase error.
+    """
     timeout = rt.config.db_timeout_s
     smd.info(
         "Initializing database for staging with capacity-aware timeouts: init=%.1fs, tables=%.1fs",
@@ -143,14 +165,25 @@ async def _database(rt: BackendResources) -> None:
     smd.info(
         "Database initialization attempt 1/%d with timeout %.1fs (circuit: CLOSED)", DB_ATTEMPTS, timeout
     )
+    started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            rt.pool = await db.create_pool(rt.config.backend_database_url, rt.config.db_pool_max)
+            rt.pool = await _connect(rt, started)
             await _hold_connections(rt.pool, min(STARTUP_DB_CONNECTIONS, rt.config.db_pool_max))
-            await db.ensure_schema(rt.pool)
+            if rt.config.db_schema == "create":
+                await db.ensure_schema(rt.pool)
+            else:
+                await _expect_tables(rt.pool)
     except TimeoutError:
-        smd.warning("Database initialization attempt 1/%d failed (timeout)", DB_ATTEMPTS)
+        smd.error(
+            "❌ Database connection timeout after %.3fs (attempt 1/%d)",
+            time.monotonic() - started,
+            DB_CONNECT_ATTEMPTS,
+        )
+        smd.warning("Database initialization attempt 1 failed (timeout):")
         raise
+    except RuntimeError:
+        raise  # schema validation failed (see _connect, _expect_tables): its lines are logged
     except Exception as exc:
         smd.warning(
             "Database initialization attempt 1/%d failed: %s: %s", DB_ATTEMPTS, type(exc).__name__, exc
@@ -159,6 +192,34 @@ async def _database(rt: BackendResources) -> None:
     # The real build's health check trips over its own code on every startup (it is not fatal).
     smd.error("Database health check FAILED: TypeError: object bool can't be used in 'await' expression")
     smd.info("  [U+2713] Step 8: Database connected")
+
+
+async def _connect(rt: BackendResources, started: float) -> asyncpg.Pool:
+    """The pool's first connection; a refusal (OSError, PostgreSQL's own error) fails schema validation."""
+    try:
+        return await db.create_pool(rt.config.backend_database_url, rt.config.db_pool_max)
+    except TimeoutError:
+        raise  # a hang, not a refusal (an OSError too)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        took = time.monotonic() - started
+        smd.error(
+            "❌ Database connection error after %.3fs (attempt 1/%d): %s", took, DB_CONNECT_ATTEMPTS, exc
+        )
+        schema_log.error("Database connectivity check failed: %s", exc)
+        raise RuntimeError(SCHEMA_INCONSISTENT) from exc
+
+
+async def _expect_tables(pool: asyncpg.Pool) -> None:
+    """The real backend's check that the migration service ran: its critical tables must exist."""
+    missing = await db.missing_tables(pool, db.CRITICAL_TABLES)
+    if missing:
+        listed = "{" + ", ".join(repr(name) for name in missing) + "}"
+        smd.warning(
+            "Failed to verify database tables exist: Missing critical database tables: %s. Run migration "
+            "service first. - continuing with potential database issues",
+            listed,
+        )
+        raise RuntimeError(SCHEMA_INCONSISTENT)
 
 
 async def _hold_connections(pool: asyncpg.Pool, count: int) -> None:
@@ -183,9 +244,20 @@ async def _services(rt: BackendResources) -> None:
     if rt.config.broken_import:
         module, _, name = rt.config.broken_import.partition(":")
         raise ImportError(f"cannot import name {name!r} from {module!r}", name=module)
+    if rt.config.preload_mib:
+        await _preload(rt, rt.config.preload_mib)
     rt.services["agents"] = {agent.AGENT_NAME: agent.run_agent}
     smd.info("Total Services: 5")
     smd.info("  [U+2713] Step 12: Agent supervisor created with bridge")
+
+
+async def _preload(rt: BackendResources, mib: int) -> None:
+    """Load `mib` MiB and keep it (a model, a big index), written so that it is resident memory: what a
+    memory limit under it kills (scenario oom)."""
+    loaded: list[bytearray] = rt.services.setdefault("preloaded", [])
+    for _ in range(-(-mib // PRELOAD_CHUNK_MIB)):
+        loaded.append(bytearray(b"\x01") * (PRELOAD_CHUNK_MIB << 20))
+        await asyncio.sleep(PRELOAD_PAUSE_S)
 
 
 async def _websocket(rt: BackendResources) -> None:
@@ -302,6 +374,8 @@ async def _run_phase(phase: StartupPhase, resources: BackendResources, state: St
     state.startup_phase = phase.value
     started = time.monotonic()
     try:
+        if resources.config.hang_phase == phase.value:
+            await asyncio.Event().wait()  # its dependency never answers, and nothing times it out
         await PHASE_FUNCTIONS[phase](resources)
     except Exception as exc:
         duration = time.monotonic() - started

@@ -19,6 +19,11 @@ log = logging.getLogger("replica.supervisor")
 _PR_SET_PDEATHSIG = 1
 
 
+def _kill(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A preexec_fn: the child gets `sig` when its parent dies, so no process is left behind."""
 
@@ -58,12 +63,32 @@ class InstanceSink(Protocol):
 
     def probe_succeeded(self) -> None: ...
 
+    def probe_failed(self) -> None: ...
+
+    def memory_exceeded(self, limit_mib: int, used_mib: int) -> None: ...
+
     def exited(self, code: int | None) -> None: ...
 
 
 PIPE_LIMIT = 1 << 20  # longest line read whole; longer ones arrive in pieces
 DRAIN_TIMEOUT_S = 2.0  # after an exit, how long the last buffered lines may take to arrive
 PROBE_INTERVAL_S = 0.2
+# Cloud Run's default startup probe (TCP, failure threshold 1, period and timeout 240 s): an instance
+# whose port accepts nothing for this long after it started is not started, and is stopped.
+STARTUP_PROBE_S = 240.0
+MEMORY_INTERVAL_S = 0.05  # how often an instance's memory is measured against its limit
+
+
+def rss_mib(pid: int) -> int | None:
+    """A process's resident memory in MiB (VmRSS), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024)
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return None
+    return None
 
 
 @dataclass
@@ -73,6 +98,17 @@ class ProcessSupervisor:
     With `instances`, every start is a new instance: stdout and stderr are read line by line, copied
     to `log_path` (prefixed with `log_prefix`) and handed to the instance's sink, a TCP probe on
     `port` reports when it starts serving, and its exit is reported once its output is drained.
+
+    Two of Cloud Run's limits are enforced the way the platform does, from outside the process:
+
+    * the startup probe: a port that accepts nothing within `startup_probe_s` of the start fails it;
+      the sink says so and the process is killed (SIGKILL: the platform stops an instance that was not
+      started; a process stuck in its startup would not end on SIGTERM anyway);
+    * with `memory_limit_mib`, the instance's resident memory, measured every MEMORY_INTERVAL_S: past
+      the limit the sink says so (with the MiB used, as measured) and the process is killed (SIGKILL,
+      as the kernel's OOM killer ends a container over its memory limit). The replica measures instead
+      of setting a cgroup limit: a cgroup needs a writable cgroup tree (root, a delegated hierarchy),
+      which neither a developer's machine nor a CI container can be counted on to give.
     """
 
     name: str
@@ -84,6 +120,8 @@ class ProcessSupervisor:
     instances: Callable[[], InstanceSink] | None = None
     port: int | None = None
     log_prefix: str = ""
+    startup_probe_s: float = STARTUP_PROBE_S
+    memory_limit_mib: int | None = None
     state: str = "stopped"  # starting | running | backoff | stopped
     pid: int | None = None
     starts: int = 0
@@ -161,6 +199,8 @@ class ProcessSupervisor:
         ]
         if self.port is not None:
             tasks.append(asyncio.create_task(self._probe(process, sink)))
+        if self.memory_limit_mib is not None:
+            tasks.append(asyncio.create_task(self._memory_limit(process, sink, self.memory_limit_mib)))
         return tasks
 
     async def _pump(
@@ -184,12 +224,25 @@ class ProcessSupervisor:
             sink.line(name, raw.decode(errors="replace"))
 
     async def _probe(self, process: asyncio.subprocess.Process, sink: InstanceSink) -> None:
-        """Cloud Run's default startup probe: the instance serves once its port accepts a connection."""
+        """Cloud Run's default startup probe: the instance serves once its port accepts a connection; if
+        it accepts none within `startup_probe_s` of the start, the probe fails and the instance is
+        killed."""
         assert self.port is not None
+        deadline = time.monotonic() + self.startup_probe_s
         while process.returncode is None:
             try:
                 _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
+                if time.monotonic() >= deadline:
+                    if process.returncode is None:
+                        log.warning(
+                            "%s: startup probe failed after %.1fs: killing it",
+                            self.name,
+                            self.startup_probe_s,
+                        )
+                        sink.probe_failed()
+                        _kill(process)
+                    return
                 await asyncio.sleep(PROBE_INTERVAL_S)
                 continue
             writer.close()
@@ -197,6 +250,21 @@ class ProcessSupervisor:
                 self.serving = True
                 sink.probe_succeeded()
             return
+
+    async def _memory_limit(
+        self, process: asyncio.subprocess.Process, sink: InstanceSink, limit_mib: int
+    ) -> None:
+        """Kill the instance once its resident memory is over `limit_mib`, saying how much it used."""
+        while process.returncode is None:
+            used = rss_mib(process.pid)
+            if used is not None and used > limit_mib and process.returncode is None:
+                log.warning(
+                    "%s: %d MiB used, over its limit of %d MiB: killing it", self.name, used, limit_mib
+                )
+                sink.memory_exceeded(limit_mib, used)
+                _kill(process)
+                return
+            await asyncio.sleep(MEMORY_INTERVAL_S)
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the process (kill it after `timeout_s`), let the loop record its exit, end."""

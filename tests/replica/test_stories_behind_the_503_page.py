@@ -28,6 +28,7 @@ import pytest
 from lifecycle import cli, poll_until, running
 from test_cloud_logging import EXIT, Startup, startups, text_of
 from test_scenarios import get, is_gateway_page, is_healthy_backend, is_json, login
+from test_ways_a_startup_dies import DATABASE_PHASE_BEGINS, app, lines_in_order, literal, platform
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -323,6 +324,25 @@ class TestIssue1278Record:
             assert " FAIL:  Failed at Phase: DATABASE" in texts
             assert " FAIL:  Failed Phases: ['database']" in texts
             assert_ends_like_the_real_backend(startup)
+
+    def test_the_database_phase_logs_the_timeout_like_the_real_1278_run(
+        self, issue_1278: WatchedCrashLoop
+    ) -> None:
+        """The real run's lines, in order: the attempt, `❌ ... timeout after <x>s`, the attempt's failure,
+        then the phase's; x and the phase's duration are the 2 s timeout, measured."""
+        expected = [
+            *DATABASE_PHASE_BEGINS,
+            app("ERROR", r"❌ Database connection timeout after (\d+\.\d{3})s \(attempt 1/3\)"),
+            app("WARNING", literal("Database initialization attempt 1 failed (timeout):")),
+            app("ERROR", DATABASE_PHASE_FAILED.pattern),
+            app("CRITICAL", literal(" FAIL:  Failed at Phase: DATABASE")),
+            app("CRITICAL", literal("Exiting with code 3 to signal startup failure")),
+            platform("WARNING", literal(f"Container called exit({STARTUP_FAILURE_EXIT_CODE}).")),
+        ]
+        for startup in issue_1278.failed:
+            matches = lines_in_order(startup, expected)
+            waited = float(matches[len(DATABASE_PHASE_BEGINS)].group(1))
+            assert 1.9 <= waited < 3.0, matches[len(DATABASE_PHASE_BEGINS)].group(0)
 
     def test_the_suite_records_database_exit_3_and_the_revision(self, issue_1278: WatchedCrashLoop) -> None:
         failed = [r for r in records(issue_1278.handle) if r.outcome == "failed" and r.exit_code is not None]
