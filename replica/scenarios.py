@@ -80,6 +80,7 @@ SCENARIOS: dict[str, Scenario] = {
             "the front door's 503 page; auth stays healthy. `fix` does not clear it: the configured "
             "password is wrong, not the infrastructure.",
             backend_ready_expected=False,
+            crash_loop=True,
             backend_database="wrong-password",
         ),
         Scenario(
@@ -91,6 +92,7 @@ SCENARIOS: dict[str, Scenario] = {
             "inconsistent` phase error; exit code 3, crash loop, the 503 page; auth stays healthy. `fix` "
             "does not clear it: the revision's configuration lacks the connection.",
             backend_ready_expected=False,
+            crash_loop=True,
             backend_database="socket-missing",
         ),
         Scenario(
@@ -104,6 +106,7 @@ SCENARIOS: dict[str, Scenario] = {
             "db_schema=create`: a backend that creates its tables).",
             service={"db_schema": "expect"},
             backend_ready_expected=False,
+            crash_loop=True,
             backend_database="empty",
         ),
         Scenario(
@@ -116,6 +119,7 @@ SCENARIOS: dict[str, Scenario] = {
             "build that loads less does (`rollout --set preload_mib=0`).",
             service={"preload_mib": 1024},
             backend_ready_expected=False,
+            crash_loop=True,
             memory_limit_mib=256,
         ),
         Scenario(
@@ -130,6 +134,7 @@ SCENARIOS: dict[str, Scenario] = {
             "(`rollout --set listen=port`).",
             service={"listen": "elsewhere"},
             backend_ready_expected=False,
+            crash_loop=True,
             startup_probe_s=SHORT_PROBE_S,
         ),
         Scenario(
@@ -142,6 +147,7 @@ SCENARIOS: dict[str, Scenario] = {
             "that does not hang does (`rollout --set hang_phase=`).",
             service={"hang_phase": "cache"},
             backend_ready_expected=False,
+            crash_loop=True,
             startup_probe_s=SHORT_PROBE_S,
         ),
         Scenario(

@@ -31,7 +31,7 @@ from test_cloud_logging import Startup, entry_time, startups, text_of
 from test_scenarios import get, is_gateway_page, is_json
 
 from contract.startup import STARTUP_FAILURE_EXIT_CODE
-from harness.startup_evidence import parse_entries
+from harness.startup.records import parse_entries
 from replica.cloud_logging import CONTAINER_NAME, CONTAINER_PORT, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
 

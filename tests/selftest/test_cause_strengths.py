@@ -146,6 +146,8 @@ def test_a_record_showing_startups_dying_ends_the_retries_at_once(suite) -> None
     """With staging's 60 s retry budget, the first backend failure asks the record, which shows the
     startups dying: the try and its quick re-check, then the verdict (no budget spent)."""
     run = suite("issue-1278", extra_env={"E2E_RETRY_BUDGET_S": "60"})
-    settled = [t for t in run.verdict["tests"] if "not retried: the startup record shows" in (t["message"] or "")]
+    settled = [
+        t for t in run.verdict["tests"] if "not retried: the startup record shows" in (t["message"] or "")
+    ]
     assert [t["attempts"] for t in settled] == [2], run.explain()
     assert run.verdict["cause"]["status"] == "confirmed", run.explain()
