@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -275,3 +276,130 @@ def test_describe_never_shows_the_jwt_secret() -> None:
     settings = Settings.from_env({"E2E_JWT_SECRET": "jwt-secret-described-0003"})
     text = "\n".join(settings.describe()) + repr(settings)
     assert "jwt-secret-described-0003" not in text and "E2E_JWT_SECRET = set (redacted)" in text
+
+
+# -- today's effective defaults, frozen ---------------------------------------------------------------
+# Written down from the code before the settings became one table (issue 19, item 2): what
+# `Settings.from_env` yielded for each profile with nothing set (custom: its three URLs only), and
+# what the rest of the harness decided by `env == "local"` (the retry policy's shape in
+# harness/retry.py, the startup record's default source in harness/startup/sources.py, the
+# reproduction's probe interval and verify-fix's health poll interval in tests/e2e_staging). A default
+# may change only deliberately: by changing this table in the same commit.
+_TODAY_COMMON: dict[str, object] = {
+    "oauth_simulation_key": None,
+    "jwt_secret": None,
+    "test_email": "e2e-test@staging.netrasystems.ai",
+    "max_concurrency": 4,
+    "allow_production": False,
+    "body_limit_bytes": 1048576,
+    "verify.golden_runs": 3,
+    "verify.probes": 30,
+    "verify.min_availability": 0.9,
+    "verify.max_db_phase_s": 30.0,
+    "verify.min_startup_success": 0.9,
+    "verify.min_startups": 10,
+    "verify.issue": "issue-1278",
+    "startup.source": None,  # not chosen: the replica's record (local), else the default source below
+    "startup.project": "netra-staging",
+    "startup.service": "netra-backend-staging",
+    "startup.region": "us-central1",
+    "startup.since": None,
+    "startup.window_s": 3600.0,
+    "startup.gcloud_timeout_s": 60.0,
+    "startup.cause_lookback_s": 900.0,
+    "startup.cause_timeout_s": 20.0,
+}
+_TODAY_REMOTE: dict[str, object] = {  # staging and custom agree on everything but the targets
+    "request_timeout_s": 10.0,
+    "agent_timeout_s": 90.0,
+    "retry_budget_s": 60.0,
+    "max_rps": 10.0,
+    "verify.wait_s": 600.0,
+    "verify.window_s": 30.0,
+    "verify.max_p95_ms": 2000.0,
+}
+TODAY: dict[str, dict[str, object]] = {
+    "local": _TODAY_COMMON
+    | {
+        "env": "local",
+        "backend_url": None,
+        "auth_url": None,
+        "ws_url": None,
+        "request_timeout_s": 5.0,
+        "agent_timeout_s": 15.0,
+        "retry_budget_s": 5.0,
+        "max_rps": 100.0,
+        "verify.wait_s": 60.0,
+        "verify.window_s": 6.0,
+        "verify.max_p95_ms": 500.0,
+    },
+    "staging": _TODAY_COMMON
+    | _TODAY_REMOTE
+    | {
+        "env": "staging",
+        "backend_url": "https://api.staging.netrasystems.ai",
+        "auth_url": "https://auth.staging.netrasystems.ai",
+        "ws_url": "wss://api.staging.netrasystems.ai/ws",
+    },
+    "custom": _TODAY_COMMON
+    | _TODAY_REMOTE
+    | {
+        "env": "custom",
+        "backend_url": CUSTOM["E2E_BACKEND_URL"],
+        "auth_url": CUSTOM["E2E_AUTH_URL"],
+        "ws_url": CUSTOM["E2E_WS_URL"],
+    },
+}
+# Decided outside harness/settings.py until now, by `env == "local"`.
+TODAY_ELSEWHERE: dict[str, dict[str, object]] = {
+    "local": {
+        "retry.max_attempts": 12,
+        "retry.initial_s": 0.25,
+        "retry.max_wait_s": 1.0,
+        "retry.jitter_s": 0.25,
+        "retry.retry_after_cap_s": 3.0,
+        "startup source when not chosen": "none",
+        "reproduction probe interval": 0.5,
+        "verify-fix health poll interval": 0.5,
+    },
+    "staging": {
+        "retry.max_attempts": 6,
+        "retry.initial_s": 1.0,
+        "retry.max_wait_s": 15.0,
+        "retry.jitter_s": 1.0,
+        "retry.retry_after_cap_s": 30.0,
+        "startup source when not chosen": "gcloud",
+        "reproduction probe interval": 5.0,
+        "verify-fix health poll interval": 5.0,
+    },
+}
+TODAY_ELSEWHERE["custom"] = TODAY_ELSEWHERE["staging"]
+
+
+def _flat(data: dict[str, object], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _profile_env(profile: str) -> dict[str, str]:
+    return (CUSTOM if profile == "custom" else {}) | {"E2E_ENV": profile}
+
+
+@pytest.mark.parametrize("profile", ["local", "staging", "custom"])
+def test_the_defaults_are_todays_effective_values(profile: str) -> None:
+    parsed = _flat(Settings.from_env(_profile_env(profile)).to_dict())
+    assert {name: parsed.get(name, "(missing)") for name in TODAY[profile]} == TODAY[profile]
+
+
+@pytest.mark.parametrize("profile", ["local", "staging", "custom"])
+def test_the_retry_policy_keeps_todays_shape(profile: str) -> None:
+    from harness.retry import RetryPolicy
+
+    policy = RetryPolicy.from_settings(Settings.from_env(_profile_env(profile)))
+    shape = {f"retry.{k}": v for k, v in dataclasses.asdict(policy).items() if k != "budget_s"}
+    assert shape == {k: v for k, v in TODAY_ELSEWHERE[profile].items() if k.startswith("retry.")}
