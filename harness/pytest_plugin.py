@@ -33,7 +33,7 @@ from harness.operations import Operations
 from harness.report import allure_files, box
 from harness.report.cause import weigh
 from harness.report.verdict import RunFacts, TestResult, TestStatus, Verdict, conclude, write_verdict
-from harness.settings import Settings, SettingsError, VerifyFix
+from harness.settings import Settings, SettingsError
 from harness.startup.sources import StartupWindow, read_startups
 from harness.taxonomy import Category
 
@@ -124,7 +124,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`golden_run`: verify-fix's golden path, `E2E_VERIFY_GOLDEN_RUNS` times."""
     if "golden_run" in metafunc.fixturenames:
         suite = metafunc.config.stash.get(SUITE_KEY, None)
-        runs = suite.settings.verify.golden_runs if suite else VerifyFix().golden_runs
+        runs = (suite.settings if suite else Settings.defaults()).verify.golden_runs
         metafunc.parametrize("golden_run", range(1, runs + 1), ids=[f"run{n}" for n in range(1, runs + 1)])
 
 
