@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness import allure_steps, hooks, journal, redact, usage
+from harness import allure_steps, hooks, journal, known_issues, redact, usage
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
@@ -82,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         settings = Settings.from_dict(workerinput["e2e_settings"])
+        known_issues.use(settings.known_issues_path)  # the controller's catalogue (it checked it loads)
         breaker = Path(workerinput["e2e_breaker"])
     else:
         settings = _checked_usage(config)  # usage errors first: before anything starts
@@ -93,14 +94,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _checked_usage(config: pytest.Config) -> Settings:
-    """The settings from the environment, and the marker expression, checked before any target is
-    started: a usage error is said plainly, written to the verdict as `error` (exit 4), and nothing
-    runs."""
+    """The settings from the environment, the known-issue catalogue they name (made this process's),
+    and the marker expression, checked before any target is started: a usage error is said plainly,
+    written to the verdict as `error` (exit 4), and nothing runs."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise usage_error(config, f"E2E settings: {exc}") from None
-    problem = usage.markexpr_problem(config.option.markexpr, config.getini("markers"))
+    problem = usage.catalogue_problem(settings) or usage.markexpr_problem(
+        config.option.markexpr, config.getini("markers")
+    )
     if problem:
         raise usage_error(config, problem)
     return settings

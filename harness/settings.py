@@ -52,6 +52,8 @@ STAGING_GCP_REGION = "us-central1"
 
 DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 
+ROOT = Path(__file__).resolve().parent.parent  # a relative E2E_KNOWN_ISSUES is read from here
+
 # The profile whose targets the local replica provides: the root conftest loads its plugin for it only.
 REPLICA_PROFILE: Env = "local"
 
@@ -169,6 +171,7 @@ TIME = Kind("an ISO 8601 time, e.g. 2026-11-27T10:00:00Z (UTC without an offset)
 FLAG = Kind("1 or 0", _read_flag)
 TEXT = Kind("text", _read_text)
 SOURCE = Kind("gcloud, file:PATH or none", _read_source)
+FILE = Kind("a file path (a relative one: from the project's root)", _read_text)
 ISSUE_ID = Kind("an issue id of the E2E_KNOWN_ISSUES catalogue", _read_text)
 
 
@@ -326,6 +329,9 @@ TABLE: tuple[Row, ...] = (
     Row("E2E_ALLOW_PRODUCTION", "allow_production", False, FLAG, secret=False, group="run",
         help="1 allows a target host that is neither local nor staging (it may be production); such a "
              "host is refused otherwise"),
+    Row("E2E_KNOWN_ISSUES", "known_issues", "fixtures/known_issues.json", FILE, secret=False, group="run",
+        help="the known-issue catalogue (docs/known-issues.md), read by every process of the run, xdist "
+             "workers included; one that does not load is a usage error"),
     Row("E2E_REPRO_PROBE_INTERVAL_S", "repro_probe_interval_s", remote(0.5, 5.0), SECONDS, secret=False,
         group="run",
         help="pause between the reproduction's probes of the backend's /health (`make reproduce-1278`)"),
@@ -471,6 +477,7 @@ class Settings:
     max_rps: float
     body_limit_bytes: int
     allow_production: bool
+    known_issues: str  # as given; `known_issues_path` is the file
     repro_probe_interval_s: float
     verify: VerifyFix
     startup: StartupEvidence
@@ -555,6 +562,13 @@ class Settings:
     def targets(self) -> dict[str, str | None]:
         """URLs by target name ("backend", "auth", "ws")."""
         return {"backend": self.backend_url, "auth": self.auth_url, "ws": self.ws_url}
+
+    @property
+    def known_issues_path(self) -> Path:
+        """The known-issue catalogue's file: a relative `E2E_KNOWN_ISSUES` is read from the project's
+        root, wherever pytest was started (the default names the project's own catalogue)."""
+        path = Path(self.known_issues).expanduser()
+        return path if path.is_absolute() else ROOT / path
 
     def describe(self, *, verify: bool = False) -> list[str]:
         """`name = value` lines for the run header, in the table's order; secrets are never shown,
