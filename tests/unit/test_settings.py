@@ -29,8 +29,10 @@ from harness.settings import (
     defaults_text,
     help_text,
     main,
+    markdown_table,
     replica_plugin_wanted,
     show,
+    with_table,
 )
 
 pytestmark = pytest.mark.unit
@@ -551,3 +553,11 @@ def test_no_module_of_the_suite_asks_which_profile_it_runs() -> None:
         if path != ROOT / "harness" / "settings.py" and _PROFILE_TEST.search(path.read_text(encoding="utf-8"))
     ]
     assert asking == [], "a per-profile choice belongs in harness/settings.py's TABLE, as a setting"
+
+
+def test_the_readme_table_is_generated_from_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert with_table(readme) == readme, (
+        "the README's settings table is stale: python -m harness.settings --write README.md"
+    )
+    assert markdown_table() in readme
