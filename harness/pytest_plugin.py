@@ -55,7 +55,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("e2e", "staging validation suite")
+    group = parser.getgroup(
+        "e2e", "staging validation suite (settings: E2E_* variables; python -m harness.settings --help)"
+    )
     group.addoption("--verdict", default="reports/verdict.json", help="where the verdict file is written")
 
 
