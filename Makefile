@@ -34,6 +34,13 @@ help:
 	@echo "make test            the project's own tests"
 	@echo "make replica-up      start the local replica (SCENARIO=healthy|issue-1278|...); replica-down stops it"
 	@echo "make lint | fmt      ruff (lint also: mypy, and the workflows: schema, actionlint, zizmor auditor)"
+	@echo "make venv            the virtualenv (.venv); every target builds it when it needs it"
+	@echo "make help            this list: the targets, then every E2E_* setting"
+	@echo
+	@# The settings, from their one table (harness/settings.py); without the virtualenv, the system's
+	@# Python may lack the packages it imports: then say how to get them, rather than build it here.
+	@$(if $(wildcard $(STAMP)),$(BIN)/python,$(PYTHON)) -m harness.settings --help 2>/dev/null \
+		|| echo "The E2E_* settings: make venv, then make help (or .venv/bin/python -m harness.settings --help)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness import allure_steps, hooks, journal, markers, redact, usage
+from harness import allure_steps, hooks, journal, known_issues, markers, redact, usage
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
@@ -33,7 +33,7 @@ from harness.operations import Operations
 from harness.report import allure_files, box
 from harness.report.cause import weigh
 from harness.report.verdict import RunFacts, TestResult, TestStatus, Verdict, conclude, write_verdict
-from harness.settings import Settings, SettingsError, VerifyFix
+from harness.settings import Settings, SettingsError
 from harness.startup.sources import StartupWindow, read_startups
 from harness.startup.watch import StartupWatch
 from harness.taxonomy import Category
@@ -51,7 +51,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("e2e", "staging validation suite")
+    group = parser.getgroup(
+        "e2e", "staging validation suite (settings: E2E_* variables; python -m harness.settings --help)"
+    )
     group.addoption("--verdict", default="reports/verdict.json", help="where the verdict file is written")
 
 
@@ -78,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         settings = Settings.from_dict(workerinput["e2e_settings"])
+        known_issues.use(settings.known_issues_path)  # the controller's catalogue (it checked it loads)
         breaker = Path(workerinput["e2e_breaker"])
     else:
         settings = _checked_usage(config)  # usage errors first: before anything starts
@@ -89,14 +92,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _checked_usage(config: pytest.Config) -> Settings:
-    """The settings from the environment, and the marker expression, checked before any target is
-    started: a usage error is said plainly, written to the verdict as `error` (exit 4), and nothing
-    runs."""
+    """The settings from the environment, the known-issue catalogue they name (made this process's),
+    and the marker expression, checked before any target is started: a usage error is said plainly,
+    written to the verdict as `error` (exit 4), and nothing runs."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise usage_error(config, f"E2E settings: {exc}") from None
-    problem = usage.markexpr_problem(config.option.markexpr, config.getini("markers"))
+    problem = usage.catalogue_problem(settings) or usage.markexpr_problem(
+        config.option.markexpr, config.getini("markers")
+    )
     if problem:
         raise usage_error(config, problem)
     return settings
@@ -120,7 +125,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`golden_run`: verify-fix's golden path, `E2E_VERIFY_GOLDEN_RUNS` times."""
     if "golden_run" in metafunc.fixturenames:
         suite = metafunc.config.stash.get(SUITE_KEY, None)
-        runs = suite.settings.verify.golden_runs if suite else VerifyFix().golden_runs
+        runs = (suite.settings if suite else Settings.defaults()).verify.golden_runs
         metafunc.parametrize("golden_run", range(1, runs + 1), ids=[f"run{n}" for n in range(1, runs + 1)])
 
 
@@ -339,6 +344,7 @@ class SuiteRun:
                 measurements=self.measurements,
                 cause=cause,
                 usage_error=self.config.stash.get(USAGE_KEY, None),
+                judged_the_replica=self.settings.judges_the_replica,
             )
         )
         session.exitstatus = self.verdict.exit_status

@@ -53,23 +53,15 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """Local runs fail fast; staging waits long enough to ride out a restart (Retry-After: 5)."""
-        if settings.env == "local":
-            return cls(  # the budget, not the count, bounds local retries (a slow start takes seconds)
-                budget_s=settings.retry_budget_s,
-                max_attempts=12,
-                initial_s=0.25,
-                max_wait_s=1.0,
-                jitter_s=0.25,
-                retry_after_cap_s=3.0,
-            )
+        """The run's policy (`E2E_RETRY_*`, defaults per profile): local runs fail fast, the budget
+        rather than the count bounding them; staging waits long enough to ride out a restart."""
         return cls(
             budget_s=settings.retry_budget_s,
-            max_attempts=6,
-            initial_s=1.0,
-            max_wait_s=15.0,
-            jitter_s=1.0,
-            retry_after_cap_s=30.0,
+            max_attempts=settings.retry_max_attempts,
+            initial_s=settings.retry_initial_s,
+            max_wait_s=settings.retry_max_wait_s,
+            jitter_s=settings.retry_jitter_s,
+            retry_after_cap_s=settings.retry_after_cap_s,
         )
 
 

@@ -1,11 +1,23 @@
-"""The one configuration object of the suite, read from the environment once per run.
+"""The one configuration object of the suite, and the one table that declares every `E2E_*` setting.
 
-The old suite had 22 `Staging*Config` classes and four WebSocket URL variants; this module is the
-only place that reads `E2E_*` variables. Every host is configurable, every number is validated
-(a rate lies in (0, 1], a count is at least 1), the secrets are registered for redaction on load,
-and a production guard refuses targets that are neither local nor staging (unless
+Each setting is one row of `TABLE`: its variable, the field it sets, its default per profile
+(`E2E_ENV`: local, staging, custom; one value where they agree), how its text is read and checked,
+whether it is a secret, and a line of help. A row has no defaults (like the taxonomy's `Policy`: it
+states all of it), and neither have the dataclasses below, so nothing can disagree with the table.
+The table drives parsing (`Settings.from_env`), the block every run prints first
+(`Settings.describe`: secrets only as set / not set), `python -m harness.settings --help` (which
+`make help` prints) and the README's table (`python -m harness.settings --write README.md` rewrites
+it between its markers; a test fails, naming that command, when it is stale).
+
+What differs between profiles is a setting with a default per profile: nothing outside this module
+asks which profile a run uses (`replica_plugin_wanted` answers the root conftest's one question).
+Every number is validated (a rate lies in (0, 1], a count is at least 1), secrets are registered for
+redaction on load, and a production guard refuses targets that are neither local nor staging (unless
 `E2E_ALLOW_PRODUCTION=1`). Under xdist the controller's settings reach the workers as data
 (`to_dict` / `from_dict` through `workerinput`), never by rewriting the environment.
+
+Adding a setting: its field on the dataclass it belongs to and its row in `TABLE` (a test checks that
+every field has exactly one row); then `python -m harness.settings --write README.md`.
 """
 
 from __future__ import annotations
@@ -14,9 +26,12 @@ import dataclasses
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Mapping
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,6 +40,7 @@ from harness import redact
 
 Env = Literal["local", "staging", "custom"]
 ENVS: tuple[Env, ...] = ("local", "staging", "custom")
+Group = Literal["run", "verify"]  # "run": every run prints it; "verify": verify-fix runs print it too
 
 STAGING_BACKEND_URL = "https://api.staging.netrasystems.ai"
 STAGING_AUTH_URL = "https://auth.staging.netrasystems.ai"
@@ -36,72 +52,383 @@ STAGING_GCP_REGION = "us-central1"
 
 DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 
-# Per-profile defaults: (request timeout, agent timeout, retry budget), seconds.
-_TIMING: dict[Env, tuple[float, float, float]] = {
-    "local": (5.0, 15.0, 5.0),  # a dead replica is diagnosed in seconds; a slow start takes ~3 s
-    "staging": (10.0, 90.0, 60.0),
-    "custom": (10.0, 90.0, 60.0),
-}
-# Requests per second: a shared staging gets 10; the local replica is ours alone.
-_MAX_RPS: dict[Env, float] = {"local": 100.0, "staging": 10.0, "custom": 10.0}
+ROOT = Path(__file__).resolve().parent.parent  # a relative E2E_KNOWN_ISSUES is read from here
 
-_Getter = Callable[[str], "str | None"]
+# The profile whose targets the local replica provides: the root conftest loads its plugin for it only.
+REPLICA_PROFILE: Env = "local"
 
 _HTTP_SCHEMES = ("http", "https")
 _WS_SCHEMES = ("ws", "wss")
 
 
+class SettingsError(ValueError):
+    """The environment does not describe a runnable configuration (the message says what to fix)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# How a value is read: one `Kind` per parser/validator; `read` raises SettingsError naming the variable
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Kind:
+    """How a setting's text is read and checked (`read(name, text)`), and what a valid one looks like
+    (`text`, for `--help` and the README). A URL's `schemes` are checked with the production guard
+    whenever the settings are built, so that a target set later (the replica's) is checked too."""
+
+    text: str
+    read: Callable[[str, str], Any]
+    schemes: tuple[str, ...] = ()
+
+
+def _read_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
+    return value
+
+
+def positive(unit: str, *, zero: bool = False) -> Kind:
+    """A finite quantity above zero (seconds, milliseconds, requests per second), or zero where `zero`
+    says it means "none" (a retry budget, a jitter)."""
+    bound = "zero or more" if zero else "more than zero"
+
+    def read(name: str, raw: str) -> float:
+        value = _read_number(name, raw)
+        if value < 0 or (value == 0 and not zero):
+            raise SettingsError(f"{name}={raw!r} must be a finite number {bound}")
+        return value
+
+    return Kind(f"{unit} {'>= 0' if zero else '> 0'}", read)
+
+
+def _read_rate(name: str, raw: str) -> float:
+    """A share in (0, 1]: `95` would be a threshold no run can ever meet."""
+    value = _read_number(name, raw)
+    if not 0 < value <= 1:
+        raise SettingsError(f"{name}={raw!r} must be a rate in (0, 1], e.g. 0.9 for 90 %")
+    return value
+
+
+def _read_count(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+def _read_time(name: str, raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an ISO 8601 time (e.g. 2026-11-27T10:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _read_flag(name: str, raw: str) -> bool:
+    if raw in ("0", "1"):
+        return raw == "1"
+    raise SettingsError(f"{name}={raw!r} must be 1 (on) or 0/unset (off)")
+
+
+def _read_text(name: str, raw: str) -> str:
+    return raw
+
+
+def _read_source(name: str, raw: str) -> str:
+    if raw not in ("gcloud", "none") and not raw.startswith("file:"):
+        raise SettingsError(f"{name}={raw!r} must be gcloud, file:PATH or none")
+    return raw
+
+
+def url(schemes: tuple[str, ...]) -> Kind:
+    """A target URL, read without its trailing slash; its scheme and host are checked, with the
+    production guard, by `Settings` (which knows `E2E_ALLOW_PRODUCTION`)."""
+    return Kind(f"{' or '.join(schemes)} URL", lambda name, raw: raw.rstrip("/"), schemes)
+
+
+def choice(values: Iterable[str]) -> Kind:
+    """One of `values`, case-insensitively."""
+    options = tuple(values)
+
+    def read(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise SettingsError(f"{name}={value!r} is not one of {', '.join(options)}")
+        return value
+
+    return Kind(f"one of {', '.join(options)}", read)
+
+
+SECONDS = positive("seconds")
+RATE = Kind("a rate in (0, 1], e.g. 0.9", _read_rate)
+COUNT = Kind("a whole number >= 1", _read_count)
+TIME = Kind("an ISO 8601 time, e.g. 2026-11-27T10:00:00Z (UTC without an offset)", _read_time)
+FLAG = Kind("1 or 0", _read_flag)
+TEXT = Kind("text", _read_text)
+SOURCE = Kind("gcloud, file:PATH or none", _read_source)
+FILE = Kind("a file path (a relative one: from the project's root)", _read_text)
+ISSUE_ID = Kind("an issue id of the E2E_KNOWN_ISSUES catalogue", _read_text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Defaults: one value, or one per profile; `Unset` and `REQUIRED` where there is no value
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unset:
+    """No value by default; `meaning` says what that means (the run's settings block shows it in
+    parentheses, `--help` and the README after a dash)."""
+
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Required:
+    """No default: the profile cannot run without a value (custom's targets)."""
+
+
+REQUIRED = Required()
+NOT_SET = Unset("")
+
+
+@dataclass(frozen=True)
+class PerProfile:
+    """A default that differs between profiles. No defaults: every profile is stated."""
+
+    local: object
+    staging: object
+    custom: object
+
+    def __getitem__(self, env: Env) -> object:
+        return {"local": self.local, "staging": self.staging, "custom": self.custom}[env]
+
+
+def remote(local: object, elsewhere: object) -> PerProfile:
+    """A default for the local replica, and another for staging and custom (a real, shared target)."""
+    return PerProfile(local=local, staging=elsewhere, custom=elsewhere)
+
+
+# --------------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    """One `E2E_*` setting. No defaults: a row states all of it."""
+
+    name: str  # the environment variable
+    field: str  # the field it sets: "request_timeout_s", or "verify.wait_s" in a section
+    default: object  # one value for every profile, or a PerProfile; Unset / REQUIRED: no value
+    kind: Kind  # how its text is read and checked
+    secret: bool  # never shown: the settings block says only whether it is set
+    group: Group  # which runs print it
+    help: str  # one line: what it means
+
+    def default_for(self, env: Env) -> object:
+        return self.default[env] if isinstance(self.default, PerProfile) else self.default
+
+    def value(self, raw: str | None, env: Env) -> Any:
+        """The setting's value from its text, else the profile's default (None where there is none)."""
+        if raw is not None:
+            return self.kind.read(self.name, raw)
+        default = self.default_for(env)
+        return None if isinstance(default, Unset | Required) else default
+
+    def of(self, settings: Settings) -> Any:
+        """The value this row set in `settings`."""
+        section, _, name = self.field.rpartition(".")
+        return getattr(getattr(settings, section) if section else settings, name)
+
+    def shown(self, settings: Settings) -> str:
+        """The value as the run's settings block prints it: a secret only as set / not set."""
+        value = self.of(settings)
+        if self.secret:
+            return "set (redacted)" if value else "not set"
+        if value is None:
+            default = self.default_for(settings.env)
+            meaning = default.meaning if isinstance(default, Unset) else ""
+            return f"({meaning or 'not set'})"
+        return show(value)
+
+
+def show(value: object) -> str:
+    """A value as a person would type it: 5 not 5.0, a flag as 1 / 0."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+_HTTP_URL = url(_HTTP_SCHEMES)
+_WS_URL = url(_WS_SCHEMES)
+
+# fmt: off
+TABLE: tuple[Row, ...] = (
+    # -- every run: the profile, its targets and credentials -----------------------------------------
+    Row("E2E_ENV", "env", "local", choice(ENVS), secret=False, group="run",
+        help="the profile, which chooses the targets and every default here: `local` starts the local "
+             "replica (`REPLICA_SCENARIO`, `REPLICA_PROFILE`, `REPLICA_INSTANCES`) and stops it afterwards; "
+             "`staging` targets the real staging; `custom` the three URLs below"),
+    Row("E2E_BACKEND_URL", "backend_url",
+        PerProfile(local=Unset("set when the replica starts"), staging=STAGING_BACKEND_URL, custom=REQUIRED),
+        _HTTP_URL, secret=False, group="run",
+        help="the backend's base URL (set, it overrides the staging profile's)"),
+    Row("E2E_AUTH_URL", "auth_url",
+        PerProfile(local=Unset("set when the replica starts"), staging=STAGING_AUTH_URL, custom=REQUIRED),
+        _HTTP_URL, secret=False, group="run",
+        help="the auth service's base URL (set, it overrides the staging profile's)"),
+    Row("E2E_WS_URL", "ws_url",
+        PerProfile(local=Unset("set when the replica starts"), staging=STAGING_WS_URL, custom=REQUIRED),
+        _WS_URL, secret=False, group="run",
+        help="the backend's chat WebSocket (set, it overrides the staging profile's)"),
+    Row("E2E_OAUTH_SIMULATION_KEY", "oauth_simulation_key", NOT_SET, TEXT, secret=True, group="run",
+        help="the bypass key sent as `X-E2E-Bypass-Key` (from the secret store); without it the "
+             "authenticated steps skip and the run is `incomplete`; a local run makes one for its replica"),
+    Row("E2E_JWT_SECRET", "jwt_secret", NOT_SET, TEXT, secret=True, group="run",
+        help="lets the negative auth test mint a validly signed *expired* token (every real claim, only "
+             "the expiry wrong); a local run makes one for its replica"),
+    Row("E2E_TEST_EMAIL", "test_email", DEFAULT_TEST_EMAIL, TEXT, secret=False, group="run",
+        help="the simulated user"),
+    # -- every run: deadlines, retries, kindness to staging --------------------------------------------
+    Row("E2E_REQUEST_TIMEOUT_S", "request_timeout_s", remote(5.0, 10.0), SECONDS, secret=False, group="run",
+        help="hard deadline of one HTTP exchange, body included (locally a dead replica is diagnosed in "
+             "seconds; a slow start takes ~3 s)"),
+    Row("E2E_AGENT_TIMEOUT_S", "agent_timeout_s", remote(15.0, 90.0), SECONDS, secret=False, group="run",
+        help="deadline for the AI answer"),
+    Row("E2E_RETRY_BUDGET_S", "retry_budget_s", remote(5.0, 60.0), positive("seconds", zero=True),
+        secret=False, group="run",
+        help="total time one operation may spend retrying a transient infrastructure failure (0: no "
+             "retry); a wait that would end past it is not started"),
+    Row("E2E_RETRY_MAX_ATTEMPTS", "retry_max_attempts", remote(12, 6), COUNT, secret=False, group="run",
+        help="attempts of one operation at most (locally the budget, not the count, bounds them)"),
+    Row("E2E_RETRY_INITIAL_S", "retry_initial_s", remote(0.25, 1.0), SECONDS, secret=False, group="run",
+        help="the first backoff wait; each next one doubles, up to `E2E_RETRY_MAX_WAIT_S`"),
+    Row("E2E_RETRY_MAX_WAIT_S", "retry_max_wait_s", remote(1.0, 15.0), SECONDS, secret=False, group="run",
+        help="the longest backoff wait"),
+    Row("E2E_RETRY_JITTER_S", "retry_jitter_s", remote(0.25, 1.0), positive("seconds", zero=True),
+        secret=False, group="run",
+        help="random time added to each backoff wait, at most this (0: none)"),
+    Row("E2E_RETRY_AFTER_CAP_S", "retry_after_cap_s", remote(3.0, 30.0), SECONDS, secret=False, group="run",
+        help="a `Retry-After` header is honoured up to this (long enough to ride out a staging restart)"),
+    Row("E2E_MAX_CONCURRENCY", "max_concurrency", 4, COUNT, secret=False, group="run",
+        help="operations in flight at once across the run (one client per process; divided among xdist "
+             "workers)"),
+    Row("E2E_MAX_RPS", "max_rps", remote(100.0, 10.0), positive("requests per second"), secret=False,
+        group="run",
+        help="requests per second across the run (divided among xdist workers): kindness to a shared "
+             "staging; the local replica is ours alone"),
+    Row("E2E_BODY_LIMIT_BYTES", "body_limit_bytes", DEFAULT_BODY_LIMIT_BYTES, COUNT, secret=False,
+        group="run",
+        help="bytes read from one response (evidence keeps the first 4 KB)"),
+    Row("E2E_ALLOW_PRODUCTION", "allow_production", False, FLAG, secret=False, group="run",
+        help="1 allows a target host that is neither local nor staging (it may be production); such a "
+             "host is refused otherwise"),
+    Row("E2E_KNOWN_ISSUES", "known_issues", "fixtures/known_issues.json", FILE, secret=False, group="run",
+        help="the known-issue catalogue (docs/known-issues.md), read by every process of the run, xdist "
+             "workers included; one that does not load is a usage error"),
+    Row("E2E_REPRO_PROBE_INTERVAL_S", "repro_probe_interval_s", remote(0.5, 5.0), SECONDS, secret=False,
+        group="run",
+        help="pause between the reproduction's probes of the backend's /health (`make reproduce-1278`)"),
+    # -- verify-fix: budgets and thresholds (the status update's success criteria) ---------------------
+    Row("E2E_VERIFY_WAIT_S", "verify.wait_s", remote(60.0, 600.0), SECONDS, secret=False, group="verify",
+        help="bound on the wait for the backend to answer healthy (and for the startups the gates need)"),
+    Row("E2E_VERIFY_POLL_INTERVAL_S", "verify.poll_interval_s", remote(0.5, 5.0), SECONDS, secret=False,
+        group="verify",
+        help="pause between health polls while verify-fix waits"),
+    Row("E2E_VERIFY_GOLDEN_RUNS", "verify.golden_runs", 3, COUNT, secret=False, group="verify",
+        help="golden-path runs (each must pass)"),
+    Row("E2E_VERIFY_PROBES", "verify.probes", 30, COUNT, secret=False, group="verify",
+        help="health probes for the availability and latency gates, spread over `E2E_VERIFY_WINDOW_S`"),
+    Row("E2E_VERIFY_WINDOW_S", "verify.window_s", remote(6.0, 30.0), SECONDS, secret=False, group="verify",
+        help="the time the health probes are spread over"),
+    Row("E2E_SLO_MIN_AVAILABILITY", "verify.min_availability", 0.90, RATE, secret=False, group="verify",
+        help="`availability` gate: the share of probes answered healthy is at least this"),
+    Row("E2E_SLO_MAX_P95_MS", "verify.max_p95_ms", remote(500.0, 2000.0), positive("milliseconds"),
+        secret=False, group="verify",
+        help="`health_p95` gate: the probes' p95 latency is under this"),
+    Row("E2E_SLO_MAX_DB_PHASE_S", "verify.max_db_phase_s", 30.0, SECONDS, secret=False, group="verify",
+        help="`db_phase_p95`, `db_phase_max` gates: the database phase (SMD phase 3, Cloud SQL connection "
+             "establishment) is under this, consistently"),
+    Row("E2E_SLO_MIN_STARTUP_SUCCESS", "verify.min_startup_success", 0.90, RATE, secret=False,
+        group="verify",
+        help="`startup_success_rate` gate: the rate is above this (\"startup success rate >90%\")"),
+    Row("E2E_SLO_MIN_STARTUPS", "verify.min_startups", 10, COUNT, secret=False, group="verify",
+        help="finished startups the startup gates need (\"consistently\": a rate or a p95 over fewer says "
+             "too little; they are then unmeasured)"),
+    Row("E2E_VERIFY_ISSUE", "verify.issue", "issue-1278", ISSUE_ID, secret=False, group="verify",
+        help="the known issue whose fix verify-fix verifies (its name and signatures: the catalogue); an "
+             "id the catalogue lacks is a usage error"),
+    # -- the backend's startup record: verify-fix's startup gates, and a failed run's cause ------------
+    Row("E2E_STARTUP_EVIDENCE", "startup.source",
+        Unset("not chosen: the replica's record, else E2E_STARTUP_EVIDENCE_DEFAULT"), SOURCE,
+        secret=False, group="verify",
+        help="where the backend's startups are read: `gcloud` (`gcloud logging read`), `file:PATH` "
+             "(entries as `gcloud logging read --format=json` prints them) or `none`"),
+    Row("E2E_STARTUP_EVIDENCE_DEFAULT", "startup.default_source", remote("none", "gcloud"), SOURCE,
+        secret=False, group="verify",
+        help="the source read when `E2E_STARTUP_EVIDENCE` is unset and the target provides no record of "
+             "its own (a local run's replica provides one)"),
+    Row("E2E_GCP_PROJECT", "startup.project", STAGING_GCP_PROJECT, TEXT, secret=False, group="verify",
+        help="the Google Cloud project of the backend's logs"),
+    Row("E2E_GCP_BACKEND_SERVICE", "startup.service", STAGING_BACKEND_SERVICE, TEXT, secret=False,
+        group="verify",
+        help="the backend's Cloud Run service"),
+    Row("E2E_GCP_REGION", "startup.region", STAGING_GCP_REGION, TEXT, secret=False, group="verify",
+        help="the backend's Cloud Run region"),
+    Row("E2E_STARTUP_SINCE", "startup.since", Unset("the last E2E_STARTUP_WINDOW_S"), TIME, secret=False,
+        group="verify",
+        help="start of the startup window: set it to the fix"),
+    Row("E2E_STARTUP_WINDOW_S", "startup.window_s", 3600.0, SECONDS, secret=False, group="verify",
+        help="the startup window when `E2E_STARTUP_SINCE` is unset: the last N seconds"),
+    Row("E2E_GCLOUD_TIMEOUT_S", "startup.gcloud_timeout_s", 60.0, SECONDS, secret=False, group="verify",
+        help="bound on one `gcloud logging read` for verify-fix"),
+    Row("E2E_CAUSE_LOOKBACK_S", "startup.cause_lookback_s", 900.0, SECONDS, secret=False, group="verify",
+        help="a failed run's cause: how far before the run its startups are read (a crash-looping backend "
+             "restarts every few minutes)"),
+    Row("E2E_CAUSE_TIMEOUT_S", "startup.cause_timeout_s", 20.0, SECONDS, secret=False, group="verify",
+        help="a failed run's cause: the bound on that one read"),
+)
+# fmt: on
+
+ROWS: Mapping[str, Row] = {row.name: row for row in TABLE}
+_ENV_ROW = ROWS["E2E_ENV"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The configuration object (every field set by one row: no defaults here)
+# --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StartupEvidence:
-    """Where verify-fix reads the backend's startups (its logs), and over which window.
+    """Where the backend's startups (its logs) are read, and over which window: verify-fix's startup
+    gates, and a failed run's cause.
 
-    `source`: "gcloud" (Cloud Logging, through `gcloud logging read`), "file:PATH" (entries as
-    `gcloud logging read --format=json` prints them), or "none". None means "not chosen": staging and
-    custom read gcloud; a local run uses what the replica provides.
-    """
+    `source`: "gcloud" (Cloud Logging, through `gcloud logging read`), "file:PATH" (entries as `gcloud
+    logging read --format=json` prints them), "none", or None: not chosen, so a target that provides
+    its own record (the replica) sets it, else `default_source` is read."""
 
-    source: str | None = None
-    project: str = STAGING_GCP_PROJECT
-    service: str = STAGING_BACKEND_SERVICE
-    region: str = STAGING_GCP_REGION
-    since: datetime | None = None  # start of the window; None: `window_s` before the gates run
-    window_s: float = 3600.0
-    gcloud_timeout_s: float = 60.0
+    source: str | None
+    default_source: str
+    project: str
+    service: str
+    region: str
+    since: datetime | None  # start of the window; None: `window_s` before the gates run
+    window_s: float
+    gcloud_timeout_s: float
     # A failed run's cause: how far before the run its startups are read (a crash-looping backend
     # restarts every few minutes under Cloud Run's backoff), and the bound on that one read.
-    cause_lookback_s: float = 900.0
-    cause_timeout_s: float = 20.0
+    cause_lookback_s: float
+    cause_timeout_s: float
 
-    @classmethod
-    def from_env(cls, get: _Getter) -> StartupEvidence:
-        source = get("E2E_STARTUP_EVIDENCE")
-        if source is not None and source not in ("gcloud", "none") and not source.startswith("file:"):
-            raise SettingsError(f"E2E_STARTUP_EVIDENCE={source!r} must be gcloud, file:PATH or none")
-        return cls(
-            source=source,
-            project=get("E2E_GCP_PROJECT") or STAGING_GCP_PROJECT,
-            service=get("E2E_GCP_BACKEND_SERVICE") or STAGING_BACKEND_SERVICE,
-            region=get("E2E_GCP_REGION") or STAGING_GCP_REGION,
-            since=_timestamp(get, "E2E_STARTUP_SINCE"),
-            window_s=_positive(get, "E2E_STARTUP_WINDOW_S", 3600.0),
-            gcloud_timeout_s=_positive(get, "E2E_GCLOUD_TIMEOUT_S", 60.0),
-            cause_lookback_s=_positive(get, "E2E_CAUSE_LOOKBACK_S", 900.0),
-            cause_timeout_s=_positive(get, "E2E_CAUSE_TIMEOUT_S", 20.0),
-        )
-
-    def describe(self) -> list[str]:
-        since = self.since.isoformat() if self.since else f"(the last {self.window_s:g}s)"
-        return [
-            f"E2E_STARTUP_EVIDENCE = {self.source or '(not chosen)'}",
-            f"E2E_GCP_PROJECT = {self.project}",
-            f"E2E_GCP_BACKEND_SERVICE = {self.service}",
-            f"E2E_GCP_REGION = {self.region}",
-            f"E2E_STARTUP_SINCE = {since}",
-            f"E2E_STARTUP_WINDOW_S = {self.window_s:g}",
-            f"E2E_GCLOUD_TIMEOUT_S = {self.gcloud_timeout_s:g}",
-            f"E2E_CAUSE_LOOKBACK_S = {self.cause_lookback_s:g}",
-            f"E2E_CAUSE_TIMEOUT_S = {self.cause_timeout_s:g}",
-        ]
+    @property
+    def chosen_source(self) -> str:
+        """The source read: the one chosen (or provided by the target), else the profile's default."""
+        return self.source or self.default_source
 
 
 @dataclass(frozen=True)
@@ -109,145 +436,106 @@ class VerifyFix:
     """Post-fix verification (`make verify-fix`): how long to wait, how much to measure, what passes.
 
     The thresholds are the status update's success criteria: database phase under 30 s, a startup
-    success rate above 90 %, health 200, the golden path.
-    """
+    success rate above 90 %, health 200, the golden path."""
 
-    wait_s: float = 600.0  # bound on waiting for the backend to answer healthy
-    golden_runs: int = 3
-    probes: int = 30  # availability probes, spread over `window_s`
-    window_s: float = 30.0
-    min_availability: float = 0.90
-    max_p95_ms: float = 2000.0
-    max_db_phase_s: float = 30.0  # SMD phase 3, and Cloud SQL connection establishment, "consistently"
-    min_startup_success: float = 0.90  # the rate must be above it ("startup success rate >90%")
-    min_startups: int = 10  # "consistently": a rate, or a p95, over fewer finished startups says too little
-    issue: str = "issue-1278"  # the known issue whose fix is verified (its name and signature: the catalogue)
-
-    @classmethod
-    def from_env(cls, get: _Getter, env: Env) -> VerifyFix:
-        local = env == "local"
-        return cls(
-            wait_s=_positive(get, "E2E_VERIFY_WAIT_S", 60.0 if local else 600.0),
-            golden_runs=_positive_int(get, "E2E_VERIFY_GOLDEN_RUNS", 3),
-            probes=_positive_int(get, "E2E_VERIFY_PROBES", 30),
-            window_s=_positive(get, "E2E_VERIFY_WINDOW_S", 6.0 if local else 30.0),
-            min_availability=_rate(get, "E2E_SLO_MIN_AVAILABILITY", 0.90),
-            max_p95_ms=_positive(get, "E2E_SLO_MAX_P95_MS", 500.0 if local else 2000.0),
-            max_db_phase_s=_positive(get, "E2E_SLO_MAX_DB_PHASE_S", 30.0),
-            min_startup_success=_rate(get, "E2E_SLO_MIN_STARTUP_SUCCESS", 0.90),
-            min_startups=_positive_int(get, "E2E_SLO_MIN_STARTUPS", 10),
-            issue=get("E2E_VERIFY_ISSUE") or "issue-1278",
-        )
-
-    def describe(self) -> list[str]:
-        return [
-            f"E2E_VERIFY_WAIT_S = {self.wait_s:g}",
-            f"E2E_VERIFY_GOLDEN_RUNS = {self.golden_runs}",
-            f"E2E_VERIFY_PROBES = {self.probes}",
-            f"E2E_VERIFY_WINDOW_S = {self.window_s:g}",
-            f"E2E_SLO_MIN_AVAILABILITY = {self.min_availability:g}",
-            f"E2E_SLO_MAX_P95_MS = {self.max_p95_ms:g}",
-            f"E2E_SLO_MAX_DB_PHASE_S = {self.max_db_phase_s:g}",
-            f"E2E_SLO_MIN_STARTUP_SUCCESS = {self.min_startup_success:g}",
-            f"E2E_SLO_MIN_STARTUPS = {self.min_startups}",
-            f"E2E_VERIFY_ISSUE = {self.issue}",
-        ]
-
-
-class SettingsError(ValueError):
-    """The environment does not describe a runnable configuration (the message says what to fix)."""
+    wait_s: float  # bound on waiting for the backend to answer healthy
+    poll_interval_s: float
+    golden_runs: int
+    probes: int  # availability probes, spread over `window_s`
+    window_s: float
+    min_availability: float
+    max_p95_ms: float
+    max_db_phase_s: float  # SMD phase 3, and Cloud SQL connection establishment, "consistently"
+    min_startup_success: float  # the rate must be above it ("startup success rate >90%")
+    min_startups: int  # "consistently": a rate, or a p95, over fewer finished startups says too little
+    issue: str  # the known issue whose fix is verified (its name and signature: the catalogue)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Targets, credentials, deadlines and limits of one run (immutable: derive with `with_targets`)."""
+    """Targets, credentials, deadlines and limits of one run (immutable: derive with `with_targets`).
 
-    env: Env = "local"
-    backend_url: str | None = None
-    auth_url: str | None = None
-    ws_url: str | None = None
-    oauth_simulation_key: str | None = field(default=None, repr=False)
+    Build it from the table: `Settings.from_env(environ)`, or `Settings.defaults(profile)` in a test."""
+
+    env: Env
+    backend_url: str | None
+    auth_url: str | None
+    ws_url: str | None
+    oauth_simulation_key: str | None = field(repr=False)
     # Optional: lets the negative-auth test mint a validly signed but expired token.
-    jwt_secret: str | None = field(default=None, repr=False)
-    test_email: str = DEFAULT_TEST_EMAIL
-    request_timeout_s: float = 5.0
-    agent_timeout_s: float = 15.0
-    retry_budget_s: float = 8.0
-    max_concurrency: int = 4
-    max_rps: float = 10.0
-    allow_production: bool = False
-    body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
-    verify: VerifyFix = field(default_factory=VerifyFix)
-    startup: StartupEvidence = field(default_factory=StartupEvidence)
+    jwt_secret: str | None = field(repr=False)
+    test_email: str
+    request_timeout_s: float
+    agent_timeout_s: float
+    retry_budget_s: float
+    retry_max_attempts: int
+    retry_initial_s: float
+    retry_max_wait_s: float
+    retry_jitter_s: float
+    retry_after_cap_s: float
+    max_concurrency: int
+    max_rps: float
+    body_limit_bytes: int
+    allow_production: bool
+    known_issues: str  # as given; `known_issues_path` is the file
+    repro_probe_interval_s: float
+    verify: VerifyFix
+    startup: StartupEvidence
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
             raise SettingsError(f"E2E_ENV={self.env!r} is not one of {', '.join(ENVS)}")
-        for name, scheme_set in (
-            ("backend_url", _HTTP_SCHEMES),
-            ("auth_url", _HTTP_SCHEMES),
-            ("ws_url", _WS_SCHEMES),
-        ):
-            url = getattr(self, name)
-            if url is not None:
-                _check_url(name, url, scheme_set, allow_production=self.allow_production)
+        for row in TABLE:
+            value = row.of(self) if row.kind.schemes else None
+            if value is not None:
+                _check_url(row.name, value, row.kind.schemes, allow_production=self.allow_production)
         redact.register(self.oauth_simulation_key, self.jwt_secret)  # before anything can log them
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the `E2E_*` variables (empty values count as unset) and validate them."""
+        """Read the `E2E_*` variables (empty values count as unset) and validate them, row by row."""
         env_vars = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
             value = env_vars.get(name)
             return value.strip() if value and value.strip() else None
 
-        env = (get("E2E_ENV") or "local").lower()
-        if env not in ENVS:
-            raise SettingsError(f"E2E_ENV={env!r} is not one of {', '.join(ENVS)}")
-        profile: Env = env  # narrowed by the membership test above
+        profile: Env = _ENV_ROW.value(get(_ENV_ROW.name), "local")
+        missing = [
+            row.name for row in TABLE if get(row.name) is None and row.default_for(profile) is REQUIRED
+        ]
+        if missing:
+            raise SettingsError(
+                f"E2E_ENV={profile} needs {', '.join(missing)} (the {profile} profile has no default for them)"
+            )
+        return cls._from_fields({row.field: row.value(get(row.name), profile) for row in TABLE})
 
-        urls = {name: get(name) for name in ("E2E_BACKEND_URL", "E2E_AUTH_URL", "E2E_WS_URL")}
-        if profile == "custom":
-            missing = [name for name, value in urls.items() if value is None]
-            if missing:
-                raise SettingsError(
-                    f"E2E_ENV=custom needs {', '.join(missing)} (all three URLs are required)"
-                )
-        elif profile == "staging":
-            urls = {
-                "E2E_BACKEND_URL": urls["E2E_BACKEND_URL"] or STAGING_BACKEND_URL,
-                "E2E_AUTH_URL": urls["E2E_AUTH_URL"] or STAGING_AUTH_URL,
-                "E2E_WS_URL": urls["E2E_WS_URL"] or STAGING_WS_URL,
-            }
+    @classmethod
+    def defaults(cls, env: Env = "local") -> Settings:
+        """A profile's defaults, as a run with nothing set gets them (custom has no default targets:
+        build it with `from_env` and its three URLs)."""
+        return cls.from_env({"E2E_ENV": env})
 
-        request_s, agent_s, budget_s = _TIMING[profile]
+    @classmethod
+    def _from_fields(cls, values: Mapping[str, Any]) -> Settings:
+        """The settings from `{field: value}`, "section.name" fields into their section."""
+        sections: dict[str, dict[str, Any]] = {"": {}, "verify": {}, "startup": {}}
+        for path, value in values.items():
+            section, _, name = path.rpartition(".")
+            sections[section][name] = value
         return cls(
-            env=profile,
-            backend_url=_strip_slash(urls["E2E_BACKEND_URL"]),
-            auth_url=_strip_slash(urls["E2E_AUTH_URL"]),
-            ws_url=_strip_slash(urls["E2E_WS_URL"]),
-            oauth_simulation_key=get("E2E_OAUTH_SIMULATION_KEY"),
-            jwt_secret=get("E2E_JWT_SECRET"),
-            test_email=get("E2E_TEST_EMAIL") or DEFAULT_TEST_EMAIL,
-            request_timeout_s=_positive(get, "E2E_REQUEST_TIMEOUT_S", request_s),
-            agent_timeout_s=_positive(get, "E2E_AGENT_TIMEOUT_S", agent_s),
-            retry_budget_s=_positive(get, "E2E_RETRY_BUDGET_S", budget_s, allow_zero=True),
-            max_concurrency=_positive_int(get, "E2E_MAX_CONCURRENCY", 4),
-            max_rps=_positive(get, "E2E_MAX_RPS", _MAX_RPS[profile]),
-            allow_production=_flag(get, "E2E_ALLOW_PRODUCTION"),
-            body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
-            verify=VerifyFix.from_env(get, profile),
-            startup=StartupEvidence.from_env(get),
+            **sections[""],
+            verify=VerifyFix(**sections["verify"]),
+            startup=StartupEvidence(**sections["startup"]),
         )
 
     def with_targets(self, backend_url: str, auth_url: str, ws_url: str) -> Settings:
         """A copy pointing at concrete targets (a local replica's URLs, known once it runs)."""
         return dataclasses.replace(
             self,
-            backend_url=_strip_slash(backend_url),
-            auth_url=_strip_slash(auth_url),
-            ws_url=_strip_slash(ws_url),
+            backend_url=backend_url.rstrip("/"),
+            auth_url=auth_url.rstrip("/"),
+            ws_url=ws_url.rstrip("/"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,34 +559,39 @@ class Settings:
         return None not in (self.backend_url, self.auth_url, self.ws_url)
 
     @property
+    def judges_the_replica(self) -> bool:
+        """Its targets are the local replica's (the profile the replica provides), not staging: every
+        verdict of the run says so."""
+        return self.env == REPLICA_PROFILE
+
+    @property
     def targets(self) -> dict[str, str | None]:
         """URLs by target name ("backend", "auth", "ws")."""
         return {"backend": self.backend_url, "auth": self.auth_url, "ws": self.ws_url}
 
-    def describe(self, *, verify: bool = False) -> list[str]:
-        """`name = value` lines for the run header; secrets are never shown, only whether they are set.
+    @property
+    def known_issues_path(self) -> Path:
+        """The known-issue catalogue's file: a relative `E2E_KNOWN_ISSUES` is read from the project's
+        root, wherever pytest was started (the default names the project's own catalogue)."""
+        path = Path(self.known_issues).expanduser()
+        return path if path.is_absolute() else ROOT / path
 
-        `verify`: add the post-fix verification settings (a verify-fix run)."""
-        pending = "(set when the replica starts)" if self.env == "local" else "(not set)"
-        lines = [
-            f"E2E_ENV = {self.env}",
-            f"E2E_BACKEND_URL = {self.backend_url or pending}",
-            f"E2E_AUTH_URL = {self.auth_url or pending}",
-            f"E2E_WS_URL = {self.ws_url or pending}",
-            "E2E_OAUTH_SIMULATION_KEY = " + ("set (redacted)" if self.oauth_simulation_key else "not set"),
-            "E2E_JWT_SECRET = " + ("set (redacted)" if self.jwt_secret else "not set"),
-            f"E2E_TEST_EMAIL = {self.test_email}",
-            f"E2E_REQUEST_TIMEOUT_S = {self.request_timeout_s:g}",
-            f"E2E_AGENT_TIMEOUT_S = {self.agent_timeout_s:g}",
-            f"E2E_RETRY_BUDGET_S = {self.retry_budget_s:g}",
-            f"E2E_MAX_CONCURRENCY = {self.max_concurrency}",
-            f"E2E_MAX_RPS = {self.max_rps:g}",
-            f"E2E_BODY_LIMIT_BYTES = {self.body_limit_bytes}",
-            f"E2E_ALLOW_PRODUCTION = {'1' if self.allow_production else '0'}",
-        ]
-        if verify:
-            lines += self.verify.describe() + self.startup.describe()
-        return [redact.redact(line) for line in lines]
+    def describe(self, *, verify: bool = False) -> list[str]:
+        """`name = value` lines for the run header, in the table's order; secrets are never shown,
+        only whether they are set.
+
+        `verify`: add the post-fix verification and startup-record settings (a verify-fix run)."""
+        groups: tuple[Group, ...] = ("run", "verify") if verify else ("run",)
+        return [redact.redact(f"{row.name} = {row.shown(self)}") for row in TABLE if row.group in groups]
+
+
+def replica_plugin_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the root conftest loads the replica's plugin: for the profile whose targets the replica
+    provides (local, the default) only; against staging no replica code is loaded. Cheap, and never
+    raises: a bad `E2E_ENV` loads nothing here, and the harness's plugin then stops the run with the
+    usage error and its verdict."""
+    raw = (os.environ if environ is None else environ).get(_ENV_ROW.name) or ""
+    return (raw.strip().lower() or str(_ENV_ROW.default)) == REPLICA_PROFILE
 
 
 def is_safe_host(host: str) -> bool:
@@ -318,8 +611,7 @@ def is_safe_host(host: str) -> bool:
     return any("staging" in label.split("-") for label in labels[:-1])
 
 
-def _check_url(name: str, url: str, schemes: tuple[str, ...], *, allow_production: bool) -> None:
-    env_name = "E2E_" + name.upper()
+def _check_url(env_name: str, url: str, schemes: tuple[str, ...], *, allow_production: bool) -> None:
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -335,73 +627,100 @@ def _check_url(name: str, url: str, schemes: tuple[str, ...], *, allow_productio
         )
 
 
-def _strip_slash(url: str | None) -> str | None:
-    return url.rstrip("/") if url else url
+# --------------------------------------------------------------------------------------------------
+# What people read of the table: `--help` (and `make help`), and the README's table
+# --------------------------------------------------------------------------------------------------
+MARKERS = (
+    "<!-- settings: generated by python -m harness.settings --write README.md -->",
+    "<!-- /settings -->",
+)
+_GROUP_TITLES: Mapping[Group, str] = {
+    "run": "Every run (printed at its start):",
+    "verify": "verify-fix, and the startup record a failed run's cause reads (a verify-fix run prints them too):",
+}
 
 
-def _number(get: _Getter, name: str) -> float | None:
-    raw = get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise SettingsError(f"{name}={raw!r} must be a finite number")
-    return value
+def _default_text(default: object, code: Callable[[str], str]) -> str:
+    if isinstance(default, Required):
+        return "required"
+    if isinstance(default, Unset):
+        return f"— ({default.meaning})" if default.meaning else "—"
+    return code(show(default))
 
 
-def _positive(get: _Getter, name: str, default: float, *, allow_zero: bool = False) -> float:
-    """A finite quantity above zero (seconds, milliseconds, requests per second), or zero where
-    `allow_zero` says it means "none" (a retry budget)."""
-    value = _number(get, name)
-    if value is None:
-        return default
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "more than zero"
-        raise SettingsError(f"{name}={get(name)!r} must be a finite number {bound}")
-    return value
+def defaults_text(row: Row, *, code: Callable[[str], str] = str) -> str:
+    """The row's default per profile, one value where they agree: `local: 5; staging, custom: 10`."""
+    by_text: dict[str, list[str]] = {}
+    for env in ENVS:
+        by_text.setdefault(_default_text(row.default_for(env), code), []).append(env)
+    if len(by_text) == 1:
+        return next(iter(by_text))
+    return "; ".join(f"{', '.join(envs)}: {text}" for text, envs in by_text.items())
 
 
-def _rate(get: _Getter, name: str, default: float) -> float:
-    """A share in (0, 1]: `95` would be a threshold no run can ever meet."""
-    value = _number(get, name)
-    if value is None:
-        return default
-    if not 0 < value <= 1:
-        raise SettingsError(f"{name}={get(name)!r} must be a rate in (0, 1], e.g. 0.9 for 90 %")
-    return value
+def _value_text(row: Row) -> str:
+    return f"{row.kind.text}; secret, never printed" if row.secret else row.kind.text
 
 
-def _positive_int(get: _Getter, name: str, default: int) -> int:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r} must be at least 1")
-    return value
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, 104, initial_indent="      ", subsequent_indent="        ")
 
 
-def _timestamp(get: _Getter, name: str) -> datetime | None:
-    raw = get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an ISO 8601 time (e.g. 2026-11-27T10:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def help_text() -> str:
+    """Every setting with its defaults per profile, what a value looks like, and what it means."""
+    lines = [
+        "usage: python -m harness.settings [--help | --markdown | --write README.md]",
+        "",
+        "The staging suite's settings: E2E_* environment variables, read once at the start of a run (an",
+        "empty value counts as unset; a bad one is a usage error, exit 4, before anything starts).",
+        "Defaults depend on the profile, E2E_ENV (local, staging, custom).",
+    ]
+    for group, title in _GROUP_TITLES.items():
+        lines += ["", title]
+        for row in (row for row in TABLE if row.group == group):
+            lines.append(f"  {row.name}  [{_value_text(row)}]")
+            lines += _wrapped(f"default: {defaults_text(row)}")
+            lines += _wrapped(row.help.replace("`", ""))
+    lines += [
+        "",
+        "The local replica's own knobs (replica/pytest_plugin.py): REPLICA_SCENARIO, REPLICA_PROFILE,",
+        "REPLICA_INSTANCES, E2E_LOCAL_FIX_AFTER_S, E2E_KEEP_REPLICA.",
+    ]
+    return "\n".join(lines)
 
 
-def _flag(get: _Getter, name: str) -> bool:
-    raw = get(name)
-    if raw in (None, "0"):
-        return False
-    if raw == "1":
-        return True
-    raise SettingsError(f"{name}={raw!r} must be 1 (allow) or 0/unset (refuse)")
+def markdown_table() -> str:
+    """The README's settings table, rendered from `TABLE`."""
+    rows = ["| setting | default | value | meaning |", "|---|---|---|---|"]
+    rows += [
+        f"| `{row.name}` | {defaults_text(row, code=lambda text: f'`{text}`')} | {_value_text(row)} | {row.help} |"
+        for row in TABLE
+    ]
+    return "\n".join(rows)
+
+
+def with_table(document: str) -> str:
+    """`document` with the table between its markers replaced by `markdown_table()`."""
+    start, end = MARKERS
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{markdown_table()}\n{end}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--write"] and len(argv) == 2:
+        target = Path(argv[1])
+        target.write_text(with_table(target.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    if argv == ["--markdown"]:
+        print(markdown_table())
+        return 0
+    if argv not in ([], ["--help"], ["-h"]):
+        print(f"unknown arguments {' '.join(argv)!r}\n\n{help_text()}", file=sys.stderr)
+        return 2
+    print(help_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

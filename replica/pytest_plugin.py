@@ -127,7 +127,7 @@ REPLICA_KEY = pytest.StashKey[LocalReplica]()
 @pytest.hookimpl
 def pytest_e2e_provide_targets(config: pytest.Config, settings: Settings) -> Settings | None:
     """Start the replica for a local run without targets; its URLs, key and startup evidence."""
-    if settings.env != "local" or settings.has_targets:
+    if not settings.judges_the_replica or settings.has_targets:
         return None
     choice = ReplicaChoice.from_env()
     key = settings.oauth_simulation_key or secrets.token_urlsafe(24)

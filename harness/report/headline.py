@@ -59,7 +59,7 @@ def words(
     verified_issue: str | None,
     usage_error: str | None,
     nothing_selected: bool,
-    environment: str | None,
+    judged_the_replica: bool,
 ) -> Words:
     """The headline, the owner and the label of one run."""
     line = _headline(
@@ -74,9 +74,9 @@ def words(
         usage_error,
         nothing_selected,
     )
-    if environment == "local" and diagnosis is not None:
+    if judged_the_replica and diagnosis is not None:
         line = f"{line}; {LOCAL}"
-    return Words(line, _owner(outcome, diagnosis, cause), _label(line, diagnosis, cause, environment))
+    return Words(line, _owner(outcome, diagnosis, cause), _label(line, diagnosis, cause, judged_the_replica))
 
 
 def _headline(
@@ -216,7 +216,7 @@ def _owner(outcome: str, diagnosis: Diagnosis | None, cause: Cause | None) -> st
 _LEAD = re.compile(r"[A-Z][A-Z ]*[A-Z]")
 
 
-def _label(headline: str, diagnosis: Diagnosis | None, cause: Cause | None, environment: str | None) -> str:
+def _label(headline: str, diagnosis: Diagnosis | None, cause: Cause | None, judged_the_replica: bool) -> str:
     """One line a report's header has room for: the headline's verdict words, the known issue and how
     strongly the cause is established ("KNOWN ISSUE issue-1278 (confirmed)", "HEALTHY (local replica)")."""
     lead = _LEAD.match(headline)
@@ -227,6 +227,6 @@ def _label(headline: str, diagnosis: Diagnosis | None, cause: Cause | None, envi
     if cause is not None:
         subject = "" if cause.known_issue == issue else f"{cause.known_issue} "
         parts.append(f"({subject}{cause.status.replace('_', ' ')})")
-    if environment == "local":
+    if judged_the_replica:
         parts.append("(local replica)")
     return " ".join(parts)

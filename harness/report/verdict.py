@@ -140,6 +140,7 @@ class RunFacts:
     measurements: Mapping[str, Any] = field(default_factory=dict)
     cause: Cause | None = None  # a known issue weighed against the platform's own record
     usage_error: str | None = None  # what stopped the run before it tested anything
+    judged_the_replica: bool = False  # the targets were the local replica, not staging
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def conclude(facts: RunFacts) -> Verdict:
         verified_issue=facts.verified_issue,
         usage_error=redact(facts.usage_error) if facts.usage_error else None,
         nothing_selected=facts.pytest_exit == EXIT_NO_TESTS,
-        environment=facts.environment,
+        judged_the_replica=facts.judged_the_replica,
     )
     statuses = Counter(t.status for t in tests)
     counts = {s: statuses[s] for s in ("passed", "failed", "broken", "skipped")}

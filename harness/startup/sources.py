@@ -311,14 +311,13 @@ def read_startups(
     """The backend's startups over [since, until] from the record the settings name, read once.
 
     The window defaults to `E2E_STARTUP_SINCE` (else the last `E2E_STARTUP_WINDOW_S`) up to now; the
-    source to `E2E_STARTUP_EVIDENCE` (else gcloud, or none for a local run that has no replica's
-    record); the bound to `E2E_GCLOUD_TIMEOUT_S`."""
+    source to `E2E_STARTUP_EVIDENCE` (else the replica's record, else `E2E_STARTUP_EVIDENCE_DEFAULT`);
+    the bound to `E2E_GCLOUD_TIMEOUT_S`."""
     evidence = settings.startup
     until = until or datetime.now(UTC)
     since = since or evidence.since or until - timedelta(seconds=evidence.window_s)
-    default = "none" if settings.env == "local" else "gcloud"
     result = load_entries(
-        evidence.source or default,
+        evidence.chosen_source,
         since=since,
         until=until,
         project=evidence.project,

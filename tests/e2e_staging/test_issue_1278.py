@@ -37,7 +37,7 @@ def test_backend_health_is_answered_by_the_gateway_503_page(platform: Operations
     for n in range(PROBES):
         with allure.step(f"probe {n + 1}/{PROBES}: GET /health"):
             evidence.append(platform.probe("backend", "/health"))
-        time.sleep(0.5 if platform.settings.env == "local" else 5.0)
+        time.sleep(platform.settings.repro_probe_interval_s)
     require_reproduced(ISSUE, evidence, "backend /health")
 
 

@@ -55,9 +55,9 @@ def recovered(platform: Operations, settings: Settings, pytestconfig: pytest.Con
         with capture.global_and_fixture_disabled():
             terminal.write_line(f"[verify-fix] {line}")
 
-    interval = 0.5 if settings.env == "local" else 5.0
-    with allure.step(f"wait up to {settings.verify.wait_s:g}s for the backend to answer healthy"):
-        body, waited = platform.wait_until_healthy(settings.verify.wait_s, interval, progress)
+    verify = settings.verify
+    with allure.step(f"wait up to {verify.wait_s:g}s for the backend to answer healthy"):
+        body, waited = platform.wait_until_healthy(verify.wait_s, verify.poll_interval_s, progress)
     return {"health": body, "waited_s": round(waited, 2)}
 
 

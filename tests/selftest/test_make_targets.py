@@ -62,6 +62,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     return _run
 
 
+def test_make_help_lists_every_target_and_every_setting() -> None:
+    from harness.settings import TABLE
+
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = next(line for line in makefile.splitlines() if line.startswith(".PHONY:")).split()[1:]
+    done = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True)
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0 and [t for t in phony if t not in said] == [], done.stdout + done.stderr
+    assert [row.name for row in TABLE if f" {row.name} " not in said] == []
+
+
 def test_e2e_staging_exits_0_on_a_healthy_replica_with_two_workers(runs) -> None:  # type: ignore[no-untyped-def]
     run = runs("e2e-w2", "e2e-staging", WORKERS="2")
     assert (run.exit_code, run.verdict["outcome"]) == (0, "passed"), run.output[-4000:]

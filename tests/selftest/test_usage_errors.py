@@ -39,6 +39,22 @@ def test_a_bad_setting_is_a_usage_error(fresh_suite) -> None:  # type: ignore[no
     _assert_plain_usage_error(run, "E2E settings: E2E_RETRY_BUDGET_S='soon' is not a number")
 
 
+def test_a_catalogue_that_does_not_load_is_a_usage_error_naming_the_file(fresh_suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "known_issues.json"
+    broken.write_text('{"issues": [', encoding="utf-8")
+    run = fresh_suite("healthy", extra_env={"E2E_KNOWN_ISSUES": str(broken)})
+    _assert_plain_usage_error(run, f"E2E settings: E2E_KNOWN_ISSUES={broken}: the known-issue catalogue")
+    assert "does not load: not JSON" in run.output and "local replica:" not in run.output
+
+
+def test_a_verified_issue_the_catalogue_lacks_is_a_usage_error_listing_the_valid_ids(fresh_suite) -> None:  # type: ignore[no-untyped-def]
+    run = fresh_suite("healthy", "verify_fix", extra_env={"E2E_VERIFY_ISSUE": "issue-1279"})
+    _assert_plain_usage_error(
+        run, "E2E settings: E2E_VERIFY_ISSUE='issue-1279' is no issue of the known-issue"
+    )
+    assert "valid ids are issue-1278, staging-ws-auth-permissive" in run.output
+
+
 def test_an_unknown_marker_argument_is_a_usage_error_naming_the_valid_ones(tmp_path: Path) -> None:
     module = tmp_path / "test_typo.py"
     module.write_text(

@@ -86,6 +86,7 @@ def _verdict(
             tests=tests,
             not_reached=not_reached,
             verified_issue="issue-1278" if verify else None,
+            judged_the_replica=environment == "local",
         )
     )
 
