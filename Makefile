@@ -15,12 +15,13 @@ SCENARIO ?= healthy
 MARKERS ?=
 PYTEST_ARGS ?=
 
-# One suite run: fresh results (not --clean-alluredir, which races under xdist), Allure, JUnit, verdict.
+# One suite run: Allure, JUnit, verdict, in $(REPORTS), which the run holds for as long as it lives (a
+# second run there is refused, saying so); --fresh-reports empties the Allure results once it holds
+# them (not --clean-alluredir, which races under xdist).
 # $(1): marker expression (empty: the default selection); $(2): environment prefix.
 define run_suite
-	@rm -rf $(ALLURE_RESULTS) $(REPORTS)/breaker.json && mkdir -p $(ALLURE_RESULTS)
 	$(2) $(BIN)/pytest $(SUITE) $(PYTEST_WORKERS) $(if $(1),-m "$(1)",) --alluredir $(ALLURE_RESULTS) \
-		--junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
+		--fresh-reports --junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
 endef
 
 .PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix report report-check replica-up replica-down

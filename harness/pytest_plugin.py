@@ -33,6 +33,7 @@ from harness.operations import Operations
 from harness.report import allure_files, box
 from harness.report.cause import weigh
 from harness.report.verdict import RunFacts, TestResult, TestStatus, Verdict, conclude, write_verdict
+from harness.reports_lock import ReportsBusy, ReportsLock
 from harness.settings import Settings, SettingsError
 from harness.startup.sources import StartupWindow, read_startups
 from harness.startup.watch import StartupWatch
@@ -55,6 +56,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "e2e", "staging validation suite (settings: E2E_* variables; python -m harness.settings --help)"
     )
     group.addoption("--verdict", default="reports/verdict.json", help="where the verdict file is written")
+    group.addoption(
+        "--fresh-reports",
+        action="store_true",
+        help="empty the Allure results directory and remove the last breaker once this run holds its "
+        "reports directory (make does it; --clean-alluredir races under xdist)",
+    )
 
 
 def is_suite_run(config: pytest.Config) -> bool:
@@ -83,12 +90,27 @@ def pytest_configure(config: pytest.Config) -> None:
         known_issues.use(settings.known_issues_path)  # the controller's catalogue (it checked it loads)
         breaker = Path(workerinput["e2e_breaker"])
     else:
+        reports = _hold_reports(config)  # before anything is written there, a usage error's verdict too
         settings = _checked_usage(config)  # usage errors first: before anything starts
-        breaker = Path(config.getoption("verdict")).resolve().parent / "breaker.json"
+        breaker = reports.directory / "breaker.json"
         Breaker(breaker).reset()
     suite = SuiteRun(config, settings, Breaker(breaker), is_worker=workerinput is not None)
     config.stash[SUITE_KEY] = suite
     config.pluginmanager.register(suite, "e2e-suite-run")
+
+
+def _hold_reports(config: pytest.Config) -> ReportsLock:
+    """This run's reports directory, held until the run ends: a second run in it is refused at once,
+    plainly, with no verdict written (the directory and its verdict are the first run's)."""
+    try:
+        lock = ReportsLock.take(Path(config.getoption("verdict")).parent)
+    except ReportsBusy as busy:
+        raise pytest.UsageError(str(busy)) from None
+    config.add_cleanup(lock.release)
+    if config.getoption("fresh_reports"):
+        results = config.getoption("allure_report_dir", None)
+        lock.clear(*([Path(results)] if results else []))
+    return lock
 
 
 def _checked_usage(config: pytest.Config) -> Settings:

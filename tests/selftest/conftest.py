@@ -67,6 +67,26 @@ class SuiteProcess:
         ]
 
 
+def suite_command(
+    reports: Path,
+    scenario: str,
+    markers: str | None = None,
+    *,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one run of the suite (see `run_suite`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2E_", "REPLICA_", "PYTEST_"))}
+    env.update({"E2E_ENV": "local", "REPLICA_SCENARIO": scenario, **(extra_env or {})})
+    reports.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "pytest", SUITE, *(["-m", markers] if markers else []), "-p", "no:cacheprovider",
+        "--verdict", str(reports / "verdict.json"), "--alluredir", str(reports / "allure-results"),
+        "--junitxml", str(reports / "junit.xml"), *(extra_args or []),
+    ]  # fmt: skip
+    return argv, env
+
+
 def run_suite(
     reports: Path,
     scenario: str,
@@ -82,15 +102,8 @@ def run_suite(
 
     `expect_verdict=False` is for runs that must stop before writing one (the verdict is then {}).
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2E_", "REPLICA_", "PYTEST_"))}
-    env.update({"E2E_ENV": "local", "REPLICA_SCENARIO": scenario, **(extra_env or {})})
-    reports.mkdir(parents=True, exist_ok=True)
+    argv, env = suite_command(reports, scenario, markers, extra_env=extra_env, extra_args=extra_args)
     verdict_path = reports / "verdict.json"
-    argv = [
-        sys.executable, "-m", "pytest", SUITE, *(["-m", markers] if markers else []), "-p", "no:cacheprovider",
-        "--verdict", str(verdict_path), "--alluredir", str(reports / "allure-results"),
-        "--junitxml", str(reports / "junit.xml"), *(extra_args or []),
-    ]  # fmt: skip
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
     output = done.stdout + done.stderr
     if not verdict_path.exists():
