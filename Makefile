@@ -40,7 +40,7 @@ help:
 	@echo
 	@# The settings, from their one table (harness/settings.py); without the virtualenv, the system's
 	@# Python may lack the packages it imports: then say how to get them, rather than build it here.
-	@$(if $(wildcard $(STAMP)),$(BIN)/python,$(PYTHON)) -m harness.settings --help 2>/dev/null \
+	@$(if $(wildcard $(STAMP)),$(BIN)/python,$(PYTHON)) -m harness.settings 2>/dev/null \
 		|| echo "The E2E_* settings: make venv, then make help (or .venv/bin/python -m harness.settings --help)"
 
 $(STAMP): pyproject.toml

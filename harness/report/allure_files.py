@@ -12,6 +12,7 @@ step's own gate evaluation (tools/allure-report.mjs), never by a results file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -197,12 +198,19 @@ def _escape_key(key: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -m harness.report.allure_files has-results DIR`: exit 0 if DIR holds a test result, else 1
-    (`make report` then adds no history entry)."""
-    if len(argv) == 2 and argv[0] == "has-results":
-        return 0 if has_results(Path(argv[1])) else 1
-    print("usage: python -m harness.report.allure_files has-results RESULTS_DIR", file=sys.stderr)
-    return 2
+    """`python -m harness.report.allure_files has-results DIR`: exit 0 if DIR holds a test result, else
+    1 (`make report` then adds no history entry)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.report.allure_files",
+        description="Allure's launch files of a run of the suite. has-results DIR: exit 0 if DIR holds a "
+        "test result, else 1 (an empty run adds no entry to the report's history).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("has-results", help="exit 0 if DIR holds a test result").add_argument(
+        "dir", type=Path
+    )
+    args = parser.parse_args(list(argv))
+    return 0 if has_results(args.dir) else 1
 
 
 if __name__ == "__main__":

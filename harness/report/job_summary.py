@@ -10,6 +10,7 @@ run that tested nothing shows only its headline.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -101,8 +102,19 @@ def render(verdict: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else "reports/verdict.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.report.job_summary",
+        description="The verdict as a CI job summary (Markdown on stdout): the same words as the terminal's "
+        'box and Allure\'s first page. In GitHub Actions: >> "$GITHUB_STEP_SUMMARY".',
+    )
+    parser.add_argument(
+        "verdict",
+        nargs="?",
+        type=Path,
+        default=Path("reports/verdict.json"),
+        help="verdict.json (default: %(default)s)",
+    )
+    path = parser.parse_args(argv).verdict
     if not path.exists():
         print(
             f"## Staging validation: no verdict\n\n`{path}` was not written: the suite did not run to its end."

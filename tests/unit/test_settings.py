@@ -14,6 +14,7 @@ from contract.identity import DEFAULT_TEST_EMAIL
 from harness.redact import redact
 from harness.settings import (
     ENVS,
+    README_TABLE,
     REQUIRED,
     STAGING_AUTH_URL,
     STAGING_BACKEND_URL,
@@ -28,11 +29,9 @@ from harness.settings import (
     VerifyFix,
     defaults_text,
     help_text,
-    main,
     markdown_table,
     replica_plugin_wanted,
     show,
-    with_table,
 )
 
 pytestmark = pytest.mark.unit
@@ -528,9 +527,14 @@ def test_help_lists_every_setting_with_its_defaults_per_profile() -> None:
 def test_the_command_line_prints_help_and_refuses_unknown_arguments(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert (main(["--help"]), main(["--frobnicate"])) == (0, 2)
+    description = "the settings"
+    with pytest.raises(SystemExit) as helped:
+        README_TABLE.main(["--help"], description, help_text)
+    with pytest.raises(SystemExit) as refused:
+        README_TABLE.main(["--frobnicate"], description, help_text)
     out, err = capsys.readouterr()
-    assert "E2E_VERIFY_ISSUE" in out and "unknown arguments '--frobnicate'" in err
+    assert (helped.value.code, refused.value.code) == (0, 2)
+    assert "E2E_VERIFY_ISSUE" in out and "unrecognized arguments: --frobnicate" in err
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -554,7 +558,7 @@ def test_no_module_of_the_suite_asks_which_profile_it_runs() -> None:
 
 def test_the_readme_table_is_generated_from_the_settings() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert with_table(readme) == readme, (
+    assert README_TABLE.applied(readme) == readme, (
         "the README's settings table is stale: python -m harness.settings --write README.md"
     )
     assert markdown_table() in readme

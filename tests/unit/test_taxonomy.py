@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.taxonomy import TABLE, Category, Policy, markdown_table, with_table
+from harness.taxonomy import README_TABLE, TABLE, Category, Policy, markdown_table
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,7 @@ def test_only_the_missing_configuration_is_an_infrastructure_failure_never_retri
 
 def test_the_readme_table_is_generated_from_the_taxonomy() -> None:
     readme = README.read_text(encoding="utf-8")
-    assert with_table(readme) == readme, (
+    assert README_TABLE.applied(readme) == readme, (
         "the README's category table is stale: python -m harness.taxonomy --write README.md"
     )
     assert markdown_table() in readme
