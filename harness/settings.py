@@ -665,8 +665,6 @@ def _wrapped(text: str) -> list[str]:
 def help_text() -> str:
     """Every setting with its defaults per profile, what a value looks like, and what it means."""
     lines = [
-        "usage: python -m harness.settings [--help | --markdown | --write README.md]",
-        "",
         "The staging suite's settings: E2E_* environment variables, read once at the start of a run (an",
         "empty value counts as unset; a bad one is a usage error, exit 4, before anything starts).",
         "Defaults depend on the profile, E2E_ENV (local, staging, custom).",
