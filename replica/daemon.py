@@ -31,6 +31,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -578,14 +579,21 @@ async def _accepts(port: int) -> bool:
     return True
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves the signals to the daemon: its SIGTERM/SIGINT handler stops every
+    service together (uvicorn's own would stop one server and re-raise the signal when it ends)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _server(app: Any, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws_max_size=2**24,
         server_header=False, date_header=False,  # the upstream's headers pass through, as at Google's edge
     )  # fmt: skip
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
-    return server
+    return _Server(config)
 
 
 async def _main(args: argparse.Namespace) -> None:
