@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness import allure_steps, hooks, journal, redact, usage
+from harness import allure_steps, hooks, journal, known_issues, redact, usage
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
@@ -82,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         settings = Settings.from_dict(workerinput["e2e_settings"])
+        if settings.known_issues:  # the controller validated it
+            known_issues.use(Path(settings.known_issues))
         breaker = Path(workerinput["e2e_breaker"])
     else:
         settings = _checked_usage(config)  # usage errors first: before anything starts
@@ -103,6 +105,11 @@ def _checked_usage(config: pytest.Config) -> Settings:
     problem = usage.markexpr_problem(config.option.markexpr, config.getini("markers"))
     if problem:
         raise usage_error(config, problem)
+    if settings.known_issues:
+        try:
+            known_issues.use(Path(settings.known_issues))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError and JSON errors are ValueErrors
+            raise usage_error(config, f"E2E_KNOWN_ISSUES={settings.known_issues}: {exc}") from None
     return settings
 
 

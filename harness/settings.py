@@ -179,6 +179,11 @@ class Settings:
     body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES
     verify: VerifyFix = field(default_factory=VerifyFix)
     startup: StartupEvidence = field(default_factory=StartupEvidence)
+    # Night after night (harness.nightly): the history file this run reads and appends to (None: no
+    # history, nothing said about streaks), the job it is a night of, the known-issue catalogue.
+    history: str | None = None
+    job: str | None = None
+    known_issues: str | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
@@ -239,6 +244,9 @@ class Settings:
             body_limit_bytes=_positive_int(get, "E2E_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES),
             verify=VerifyFix.from_env(get, profile),
             startup=StartupEvidence.from_env(get),
+            history=get("E2E_HISTORY"),
+            job=get("E2E_JOB"),
+            known_issues=get("E2E_KNOWN_ISSUES"),
         )
 
     def with_targets(self, backend_url: str, auth_url: str, ws_url: str) -> Settings:
@@ -295,6 +303,9 @@ class Settings:
             f"E2E_MAX_RPS = {self.max_rps:g}",
             f"E2E_BODY_LIMIT_BYTES = {self.body_limit_bytes}",
             f"E2E_ALLOW_PRODUCTION = {'1' if self.allow_production else '0'}",
+            f"E2E_HISTORY = {self.history or '(none: no streak)'}",
+            f"E2E_JOB = {self.job or '(from the selection)'}",
+            f"E2E_KNOWN_ISSUES = {self.known_issues or '(fixtures/known_issues.json)'}",
         ]
         if verify:
             lines += self.verify.describe() + self.startup.describe()

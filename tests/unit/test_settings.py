@@ -229,6 +229,9 @@ def test_describe_lists_every_setting_as_name_value() -> None:
         "E2E_MAX_RPS",
         "E2E_BODY_LIMIT_BYTES",
         "E2E_ALLOW_PRODUCTION",
+        "E2E_HISTORY",
+        "E2E_JOB",
+        "E2E_KNOWN_ISSUES",
     ]
 
 
