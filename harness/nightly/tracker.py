@@ -12,7 +12,7 @@ carries a hidden marker of its cause, by which it is found again.
 | red, a known issue with a tracker (within its review date) | a comment on the catalogue's tracker; none is ever opened for it |
 | red, any other cause             | a comment on its open tracker, or a tracker opened for it ("e2e-staging on staging: a bad deploy (not issue-1278)") |
 | red, another cause than last night's | also: the night before's tracker is told its cause was not seen tonight (once) |
-| green after red                  | each open tracker of this job and environment closed with a comment; the known issue's tracker told, not closed (its owner closes it, e.g. once verify-fix says FIXED) |
+| green after red                  | each open tracker of this job and environment closed with a comment; the tracker of each known issue seen in the red streak told, not closed (its owner closes it, e.g. once verify-fix says FIXED) |
 | green after green                | nothing                                                                       |
 
 A dry run on the replica (E2E_ENV=local) tells no one: the caller does not plan for it.
@@ -107,17 +107,29 @@ def plan(
             if number is not None:
                 actions.append(Comment(number, gone + _line(night, streak)))
         return actions
-    if last_cause is not None and last_cause.tracker is not None:
+    for issue_id, number in _known_in_streak(previous).items():
         actions.append(
             Comment(
-                last_cause.tracker,
-                f"Green again: {last_cause.known_issue} not seen tonight. This tracker stays open: its owner "
-                "closes it (e.g. once `make verify-fix` says FIXED).\n\n" + _line(night, streak),
+                number,
+                f"Green again: {issue_id} not seen tonight. This tracker stays open: its owner closes it "
+                "(e.g. once `make verify-fix` says FIXED).\n\n" + _line(night, streak),
             )
         )
     for number in sorted(set(trackers.values())):
         actions.append(Close(number, "Green again: closing.\n\n" + _line(night, streak)))
     return actions
+
+
+def _known_in_streak(previous: Sequence[NightRecord]) -> dict[str, int]:
+    """The catalogue trackers of the known issues seen in the red streak that ends with the last night."""
+    found: dict[str, int] = {}
+    for night in reversed(previous):
+        if not night.red:
+            break
+        cause = night.cause
+        if cause is not None and cause.tracker is not None and cause.known_issue:
+            found.setdefault(cause.known_issue, cause.tracker)
+    return found
 
 
 def _told(github: GitHub, number: int, marker: str) -> bool:
