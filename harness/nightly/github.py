@@ -126,6 +126,9 @@ class GitHub:
                 break
         return found
 
+    def repository(self) -> dict[str, Any]:
+        return dict(self.request("GET", self._repo))
+
     # -- issues -------------------------------------------------------------------------------------
     def issues(self, *, labels: str, state: str = "open") -> list[dict[str, Any]]:
         """Issues (not pull requests) with every one of `labels` (comma-separated), in `state`."""
@@ -187,7 +190,7 @@ class GitHub:
         except GitHubError as exc:
             if exc.status != 404:
                 raise
-        default = str(self.request("GET", self._repo)["default_branch"])
+        default = str(self.repository()["default_branch"])
         head = self.request("GET", f"{self._repo}/git/ref/heads/{default}")["object"]["sha"]
         self.request("POST", f"{self._repo}/git/refs", body={"ref": f"refs/heads/{branch}", "sha": head})
         return True

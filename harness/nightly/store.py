@@ -42,7 +42,8 @@ class BranchStore:
     def pull(self, job: str, environment: str) -> History:
         """The job and environment's history; empty when the branch or the file does not exist yet."""
         found = self.github.content(self.path(job, environment), self.branch)
-        if found is None:
+        if found is None:  # GitHub says 404 for a repository the token cannot see, too: make sure it sees it
+            self.github.repository()
             return History(job, environment)
         history = History.from_json(found.text)
         if history.key != (job, environment):
