@@ -24,12 +24,13 @@ define run_suite
 		--fresh-reports --junitxml $(REPORTS)/junit.xml --verdict $(REPORTS)/verdict.json $(PYTEST_ARGS)
 endef
 
-.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix report report-check replica-up replica-down
+.PHONY: help venv test lint fmt e2e-staging reproduce-1278 verify-fix nightly report report-check replica-up replica-down
 
 help:
 	@echo "make e2e-staging     validate staging (E2E_ENV=local by default: the replica, healthy; REPLICA_PROFILE=legacy|aebb16f|head)"
 	@echo "make reproduce-1278  the Issue #1278 reproduction suite (local: the replica in scenario issue-1278)"
 	@echo "make verify-fix      is #1278 fixed? wait for health, golden path x3, availability/p95/db-phase gates"
+	@echo "make nightly         one night of JOB (default e2e-staging): its history pulled, the job run, its night pushed, trackers told"
 	@echo "make report          Allure 3 HTML report with history and a quality gate (needs Node.js + npm)"
 	@echo "make report-check    make report, then check it in headless Chromium (first page, flaky, attempts, gate)"
 	@echo "make test            the project's own tests"
@@ -90,6 +91,13 @@ reproduce-1278: $(STAMP)
 VERIFY_INSTANCES := $(if $(REPLICA_SCENARIO),,3)
 verify-fix: $(STAMP)
 	$(call run_suite,verify_fix,REPLICA_SCENARIO=$${REPLICA_SCENARIO:-issue-1278} REPLICA_INSTANCES=$${REPLICA_INSTANCES:-$(VERIFY_INSTANCES)} E2E_LOCAL_FIX_AFTER_S=$${E2E_LOCAL_FIX_AFTER_S:-5})
+
+# One night of a job as the nightly workflow runs it (python -m harness.nightly --help): the history of
+# JOB on E2E_ENV pulled from the store (GitHub, when GITHUB_REPOSITORY and GITHUB_TOKEN are set; else the
+# local file), the job run with E2E_HISTORY, the night pushed and the trackers told.
+JOB ?= e2e-staging
+nightly: $(STAMP)
+	$(BIN)/python -m harness.nightly night --job $(JOB) --reports $(REPORTS)
 
 # Allure 3 HTML (npm, no Java) with history carried in $(REPORTS)/history.jsonl, and the quality gate
 # evaluated inside the report (tools/allure-report.mjs: 3.14.3's `allure quality-gate` feeds nothing to

@@ -18,6 +18,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -102,6 +103,12 @@ class KnownIssue(BaseModel):
         "infrastructure", "product"
     ]  # who acts when it is established (a subset of the taxonomy's)
     headline: str  # the diagnosis line when this issue explains the run's failures
+    # Who answers for it, and until when the catalogue may explain a night away without a person
+    # looking again: past `review_by` a night red only with it is red as a new failure would be.
+    owner: str = Field(min_length=3)
+    review_by: date
+    # The issue in this repository that tracks it: the nightly comments there, never opens another.
+    tracker: int | None = Field(default=None, ge=1)
     signatures: tuple[Signature, ...] = Field(min_length=1)
     confirmation: Confirmation | None = None
 
@@ -112,6 +119,10 @@ class KnownIssue(BaseModel):
         if unknown:
             raise ValueError(f"{self.id}: confirmation names signatures it does not have: {unknown}")
         return self
+
+    def past_review(self, on: date) -> bool:
+        """On `on`, the catalogue no longer explains a night away: the issue needs re-triage."""
+        return on > self.review_by
 
     def needs_confirmation(self, signature: str | None) -> bool:
         """A failure labelled through `signature` was seen only from outside."""

@@ -29,6 +29,8 @@ from harness import allure_steps, hooks, journal, known_issues, markers, redact,
 from harness.breaker import Breaker
 from harness.errors import E2EFailure
 from harness.loop import LoopThread
+from harness.nightly.history import History, HistoryError, HistoryFile
+from harness.nightly.record import RunIdentity, night_of
 from harness.operations import Operations
 from harness.report import allure_files, box
 from harness.report.cause import weigh
@@ -192,6 +194,7 @@ class SuiteRun:
         self.verdict: Verdict | None = None
         self.body: dict[str, Any] = {}
         self.watch = StartupWatch(self._read_startups)  # read once, on first need, in this process
+        self._history_note: str | None = None  # what became of this night in the history, one line
 
     def provide_targets(self) -> None:
         """Targets for the run, once: the settings' own, or a provider's (the replica's plugin starts the
@@ -353,6 +356,9 @@ class SuiteRun:
                 for t in tests
             ]
         verify = bool(tests) and all("verify_fix" in t.markers for t in tests)
+        job = self.settings.job or _job_of(tests, verify=verify)
+        run = RunIdentity.from_env(started_at=self.started_at)
+        history = self._history(job)
         self.verdict = conclude(
             RunFacts(
                 pytest_exit=int(exitstatus),
@@ -367,11 +373,17 @@ class SuiteRun:
                 cause=cause,
                 usage_error=self.config.stash.get(USAGE_KEY, None),
                 judged_the_replica=self.settings.judges_the_replica,
+                revisions=_revisions(self.watch.reading),
+                job=job,
+                run=run,
+                history=history.previous(run.run_id) if history and not history.unavailable else None,
             )
         )
         session.exitstatus = self.verdict.exit_status
         self.body = self.verdict.body()
         write_verdict(Path(self.config.getoption("verdict")), self.body)
+        if history is not None:
+            self._record(history.with_night(night_of(self.body)))
         results_dir = self.config.getoption("allure_report_dir", None)
         if results_dir:
             environment = {
@@ -385,12 +397,34 @@ class SuiteRun:
             allure_files.mark_flaky_results(Path(results_dir))
 
     def _read_startups(self) -> StartupWindow:
-        """The backend's startups around this run, read once (when a failure needs them), bounded."""
+        """The backend's startups around this run (the watch reads them when a failure needs them),
+        bounded."""
         evidence = self.settings.startup
         since = evidence.since or datetime.now(UTC) - timedelta(
             seconds=time.monotonic() - self.started + evidence.cause_lookback_s
         )
         return read_startups(self.settings, since=since, timeout_s=evidence.cause_timeout_s)
+
+    def _history(self, job: str) -> History | None:
+        """This job and environment's nights (E2E_HISTORY), read at session end; None when no history
+        is kept, or the file is another's (said in one line, the night not recorded)."""
+        if not self.settings.history:
+            return None
+        try:
+            return HistoryFile(Path(self.settings.history)).read(job, self.settings.env)
+        except HistoryError as exc:
+            self._history_note = f"history: {exc}"
+            return None
+
+    def _record(self, history: History) -> None:
+        """This night appended to the history file (a re-run of the same run id replaces its night)."""
+        path = Path(self.settings.history or "")
+        try:
+            HistoryFile(path).write(history)
+        except OSError as exc:
+            self._history_note = f"history: {path} not written: {exc}"
+            return
+        self._history_note = f"history: night {len(history.records)} of {history.job} on {history.environment} recorded in {path}"
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """pytest's own counts in the verdict's terms: a classified infrastructure failure is `broken`
@@ -412,6 +446,24 @@ class SuiteRun:
             return  # a usage error is pytest's to print, plainly: there is no verdict to box
         for line in box.render(self.body, self.config.getoption("verdict")):
             terminal.write_line(line)
+        if self._history_note:
+            terminal.write_line(self._history_note)
+
+
+def _job_of(tests: list[TestResult], *, verify: bool) -> str:
+    """The job this run is a night of, when E2E_JOB does not say: the Makefile target it matches."""
+    if verify:
+        return "verify-fix"
+    if tests and all("issue_1278" in t.markers for t in tests):
+        return "reproduce-1278"
+    return "e2e-staging"
+
+
+def _revisions(window: StartupWindow | None) -> tuple[str, ...]:
+    """The backend revisions the startup record showed, in the order they first started."""
+    if window is None or window.tally is None:
+        return ()
+    return tuple(dict.fromkeys(r.revision for r in window.tally.records if r.revision))
 
 
 def _worker_count(config: pytest.Config) -> int:

@@ -332,6 +332,13 @@ TABLE: tuple[Row, ...] = (
     Row("E2E_KNOWN_ISSUES", "known_issues", "fixtures/known_issues.json", FILE, secret=False, group="run",
         help="the known-issue catalogue (docs/known-issues.md), read by every process of the run, xdist "
              "workers included; one that does not load is a usage error"),
+    Row("E2E_HISTORY", "history", Unset("no history: nothing said about streaks"), FILE, secret=False,
+        group="run",
+        help="the nights of this job and environment (a JSON file, harness.nightly): read at the run's "
+             "end for the streak, this night appended after the verdict"),
+    Row("E2E_JOB", "job", Unset("from the selection"), TEXT, secret=False, group="run",
+        help="the job this run is a night of (e2e-staging, reproduce-1278, verify-fix): its history key "
+             "with E2E_ENV"),
     Row("E2E_REPRO_PROBE_INTERVAL_S", "repro_probe_interval_s", remote(0.5, 5.0), SECONDS, secret=False,
         group="run",
         help="pause between the reproduction's probes of the backend's /health (`make reproduce-1278`)"),
@@ -478,6 +485,8 @@ class Settings:
     body_limit_bytes: int
     allow_production: bool
     known_issues: str  # as given; `known_issues_path` is the file
+    history: str | None
+    job: str | None
     repro_probe_interval_s: float
     verify: VerifyFix
     startup: StartupEvidence

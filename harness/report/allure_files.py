@@ -123,12 +123,16 @@ def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
     who must act, the outcome and the coverage, redacted."""
     counts = verdict.get("counts") or {}
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
+    streak = verdict.get("streak") or {}
+    flaky = "; ".join(str(f["text"]) for f in streak.get("flaky") or [])
     entries = {
         "diagnosis": str(verdict["headline"]),
+        **({"nights": str(streak["text"])} if streak else {}),
         "cause": _cause(verdict.get("cause")),
         "owner": str(verdict["owner"]),
         "outcome": f"{str(verdict['outcome']).upper()} (exit {verdict['exit_status']}): {tally}",
         **_coverage(verdict.get("coverage") or []),
+        **({"flaky over the nights": flaky} if flaky else {}),
     }
     return {key: redact(value) for key, value in entries.items()}
 

@@ -30,6 +30,7 @@ def render(body: Mapping[str, Any], verdict_path: str) -> list[str]:
             f"{counts['skipped']} skipped, {counts['flaky']} flaky | {body['duration_s']:.1f}s | "
             f"env {body['environment']}"
         ),
+        *_streak_lines(body.get("streak")),
         *([] if body.get("slo") else _coverage_lines(body.get("coverage") or [])),
     ]
     by_category: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -51,6 +52,17 @@ def render(body: Mapping[str, Any], verdict_path: str) -> list[str]:
         lines.append(f"{slo['issue_name']}: {slo['verdict']}")
     lines.append(f"verdict: {verdict_path}")
     lines.append("=" * WIDTH)
+    return lines
+
+
+def _streak_lines(streak: Mapping[str, Any] | None) -> list[str]:
+    """What changed since the nights before, and the tests flaky tonight counted over the nights."""
+    if not streak:
+        return []
+    lines = [f"  nights: {streak['text']}"]
+    flaky = [f["text"] for f in streak.get("flaky") or []]
+    if flaky:
+        lines.append(f"  flaky over the nights: {'; '.join(flaky)}")
     return lines
 
 

@@ -25,6 +25,7 @@ from harness.taxonomy import Category
 first_line = functools.partial(text.first_line, width=220)
 KEY_HINT = "E2E_OAUTH_SIMULATION_KEY (from the secret store)"
 LOCAL = "judged the local replica, not staging"
+RETRIAGE = "RE-TRIAGE:"  # a known issue past its review date: red as a new failure
 # The gates a FIXED headline names (the table shows every one): the status update's own criteria.
 HEADLINE_GATES = ("startup_success_rate", "db_phase_max", "golden_path", "availability")
 
@@ -60,8 +61,14 @@ def words(
     usage_error: str | None,
     nothing_selected: bool,
     judged_the_replica: bool,
+    retriage: str | None = None,
+    streak: str | None = None,
 ) -> Words:
-    """The headline, the owner and the label of one run."""
+    """The headline, the owner and the label of one run.
+
+    `retriage`: the diagnosis's known issue is past its review date (its words, e.g. "issue-1278 past
+    its review date 2026-12-21: re-triage (owner: …)"): the night is headlined as one someone must look
+    at again. `streak`: what changed since the nights before, said last."""
     line = _headline(
         outcome,
         diagnosis,
@@ -74,9 +81,17 @@ def words(
         usage_error,
         nothing_selected,
     )
+    if retriage:
+        line = f"{RETRIAGE} {retriage}; {line}"
     if judged_the_replica and diagnosis is not None:
         line = f"{line}; {LOCAL}"
-    return Words(line, _owner(outcome, diagnosis, cause), _label(line, diagnosis, cause, judged_the_replica))
+    if streak:
+        line = f"{line}; {streak}"
+    owner = _owner(outcome, diagnosis, cause)
+    issue = known_issues.get(diagnosis.known_issue) if retriage and diagnosis else None
+    if issue is not None:  # the catalogue's owner answers for it, and must look again
+        owner = f"{issue.owner} {text.known_issue_mark(issue.id)}, past its review date: re-triage"
+    return Words(line, owner, _label(line, diagnosis, cause, judged_the_replica))
 
 
 def _headline(
@@ -220,7 +235,10 @@ def _label(headline: str, diagnosis: Diagnosis | None, cause: Cause | None, judg
     """One line a report's header has room for: the headline's verdict words, the known issue and how
     strongly the cause is established ("KNOWN ISSUE issue-1278 (confirmed)", "HEALTHY (local replica)")."""
     lead = _LEAD.match(headline)
-    parts = [lead.group(0) if lead else text.first_line(headline.split(": ", 1)[0], 60)]
+    if headline.startswith(RETRIAGE):
+        parts = [RETRIAGE.removesuffix(":")]
+    else:
+        parts = [lead.group(0) if lead else text.first_line(headline.split(": ", 1)[0], 60)]
     issue = diagnosis.known_issue if diagnosis else None
     if issue:
         parts.append(issue)

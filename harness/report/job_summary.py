@@ -37,6 +37,18 @@ def _cause_line(cause: dict[str, Any] | None) -> list[str]:
     return ["", f"Cause: **{cause['status'].replace('_', ' ')}** {issue}: {_cell(cause['evidence'])}"]
 
 
+def _streak_lines(streak: dict[str, Any] | None) -> list[str]:
+    """Night after night: what changed, the night before's run, the tests flaky tonight over the nights."""
+    if not streak:
+        return []
+    before = f" ([the night before]({streak['previous_url']}))" if streak.get("previous_url") else ""
+    lines = ["", f"Night after night: **{_cell(streak['text'])}**{before}"]
+    flaky = streak.get("flaky") or []
+    if flaky:
+        lines += [""] + [f"- `{_cell(f['text'])}`" for f in flaky]
+    return lines
+
+
 def _groups(title: str, groups: list[dict[str, Any]]) -> list[str]:
     if not groups:
         return []
@@ -66,6 +78,7 @@ def render(verdict: dict[str, Any]) -> str:
     if not verdict.get("diagnosis"):  # nothing was tested: the headline says why, nothing to judge
         return "\n".join(lines) + "\n"
     lines += ["", f"Who acts: {verdict['owner']}"]
+    lines += _streak_lines(verdict.get("streak"))
     lines += _cause_line(verdict.get("cause"))
     counts = verdict["counts"]
     lines += [
@@ -81,8 +94,8 @@ def render(verdict: dict[str, Any]) -> str:
             f"| {c['title']} | {c['state'].replace('_', ' ')} | {_cell(c.get('reason'))} |" for c in coverage
         ]
     groups = verdict.get("failure_groups") or []
-    lines += _groups("New failures", [g for g in groups if not g.get("known_issue")])
-    lines += _groups("Known issues", [g for g in groups if g.get("known_issue")])
+    lines += _groups("New failures", [g for g in groups if g["new"]])
+    lines += _groups("Known issues", [g for g in groups if not g["new"]])
     slo = verdict.get("slo")
     if slo:
         lines += [

@@ -21,10 +21,14 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from harness import known_issues
+from harness.nightly.causes import past_review, retriage_words, tracked_cause
+from harness.nightly.record import NightRecord, RunIdentity, TrackedCause, parse_time
+from harness.nightly.streak import Streak, Tonight, streak
 from harness.redact import redact
 from harness.report.cause import Cause
 from harness.report.coverage import Coverage, TestOutcome, compute, incomplete
@@ -34,7 +38,7 @@ from harness.report.headline import words
 from harness.taxonomy import Category
 from harness.text import reason
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EXIT_INCOMPLETE = 6
 EXIT_INCONCLUSIVE = 7
 EXIT_USAGE = 4
@@ -94,13 +98,17 @@ class FailureGroup:
     service: str | None
     reason: str  # the first test's message without its category tag and per-test pointers
     tests: tuple[str, ...]  # node ids
+    new: bool = True  # not a known issue's, or a known issue's past its review date: someone must look
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"count": len(self.tests), "tests": list(self.tests)}
 
 
-def group_failures(failures: Sequence[TestResult]) -> tuple[FailureGroup, ...]:
-    """One group per cause, the largest first (ties in category order)."""
+def group_failures(
+    failures: Sequence[TestResult], expired: frozenset[str] = frozenset()
+) -> tuple[FailureGroup, ...]:
+    """One group per cause, the largest first (ties in category order); a group is new unless a known
+    issue still within its review date explains it."""
     groups: dict[tuple[str, str | None, str | None, str | None], list[TestResult]] = {}
     for test in sorted(failures, key=lambda t: t.nodeid):
         groups.setdefault((test.category or "", test.kind, test.known_issue, test.service), []).append(test)
@@ -114,6 +122,7 @@ def group_failures(failures: Sequence[TestResult]) -> tuple[FailureGroup, ...]:
             service,
             reason(tests[0].message),
             tuple(t.nodeid for t in tests),
+            new=issue is None or issue in expired,
         )
         for (category, kind, issue, service), tests in groups.items()
     ]
@@ -141,6 +150,13 @@ class RunFacts:
     cause: Cause | None = None  # a known issue weighed against the platform's own record
     usage_error: str | None = None  # what stopped the run before it tested anything
     judged_the_replica: bool = False  # the targets were the local replica, not staging
+    # The backend revisions the startup record showed (when the cause read it).
+    revisions: tuple[str, ...] = ()
+    job: str | None = None  # the job this run is a night of (e2e-staging, reproduce-1278, verify-fix)
+    run: RunIdentity | None = None
+    # The nights before this one, of this job and environment (oldest first); None: no history kept,
+    # nothing is said about streaks.
+    history: tuple[NightRecord, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,9 @@ class Verdict:
     failure_groups: tuple[FailureGroup, ...]
     gates: tuple[Gate, ...]
     fix: FixVerdict | None
+    tracked: TrackedCause | None = None  # the cause a tracker follows (None: a green night)
+    streak: Streak | None = None  # what changed since the nights before (None: no history)
+    review: Mapping[str, Any] | None = None  # the diagnosis's known issue: its owner and review date
 
     def body(self) -> dict[str, Any]:
         """verdict.json: what every renderer reads."""
@@ -188,6 +207,12 @@ class Verdict:
             ],
             "flaky": [t.name for t in _sorted(facts.tests) if t.flaky],
             "tests": [asdict(t) for t in _sorted(facts.tests)],
+            "job": facts.job,
+            "run": facts.run.to_dict() if facts.run else None,
+            "revisions": list(facts.revisions),
+            "known_issue_review": dict(self.review) if self.review else None,
+            "tracked_cause": self.tracked.to_dict() if self.tracked else None,
+            "streak": self.streak.to_dict() if self.streak else None,
         }
         if self.fix is not None:
             body["slo"] = {
@@ -230,6 +255,20 @@ def conclude(facts: RunFacts) -> Verdict:
         exit_status = EXIT_USAGE
     diagnosis = None if nothing_tested else diagnose(tests, facts.cause)
     failures = [t for t in tests if t.status in ("failed", "broken")]
+    day = parse_time(facts.started_at).date() if facts.started_at else None
+    expired = frozenset(
+        issue.id for issue in known_issues.load() if day is not None and issue.past_review(day)
+    )
+    issue_id = diagnosis.known_issue if diagnosis else None
+    retriage = (
+        retriage_words(issue_id)
+        if diagnosis and diagnosis.kind == "known_issue" and past_review(issue_id, day) and issue_id
+        else None
+    )
+    tracked = tracked_cause(
+        outcome=outcome, diagnosis=diagnosis, cause=facts.cause, failures=failures, day=day
+    )
+    night = _streak(facts, outcome, tracked)
     said = words(
         outcome=outcome,
         diagnosis=diagnosis,
@@ -242,6 +281,8 @@ def conclude(facts: RunFacts) -> Verdict:
         usage_error=redact(facts.usage_error) if facts.usage_error else None,
         nothing_selected=facts.pytest_exit == EXIT_NO_TESTS,
         judged_the_replica=facts.judged_the_replica,
+        retriage=retriage,
+        streak=night.text if night else None,
     )
     statuses = Counter(t.status for t in tests)
     counts = {s: statuses[s] for s in ("passed", "failed", "broken", "skipped")}
@@ -255,10 +296,41 @@ def conclude(facts: RunFacts) -> Verdict:
         label=said.label,
         counts=counts | {"flaky": sum(t.flaky for t in tests)},
         coverage=coverage,
-        failure_groups=group_failures(failures),
+        failure_groups=group_failures(failures, expired),
         gates=gates,
         fix=fix,
+        tracked=tracked,
+        streak=night,
+        review=_review(issue_id, day),
     )
+
+
+def _streak(facts: RunFacts, outcome: RunOutcome, tracked: TrackedCause | None) -> Streak | None:
+    """Tonight against the nights before, when a history is kept (and the run has a time)."""
+    if facts.history is None or facts.started_at is None:
+        return None
+    tonight = Tonight(
+        started_at=facts.started_at,
+        red=outcome != "passed",
+        cause=tracked,
+        revisions=facts.revisions,
+        flaky=tuple(sorted(t.nodeid for t in facts.tests if t.flaky)),
+    )
+    return streak(facts.history, tonight)
+
+
+def _review(issue_id: str | None, day: date | None) -> dict[str, Any] | None:
+    """The diagnosis's known issue: who answers for it, until when, and whether that date has passed."""
+    issue = known_issues.get(issue_id)
+    if issue is None:
+        return None
+    return {
+        "known_issue": issue.id,
+        "owner": issue.owner,
+        "review_by": issue.review_by.isoformat(),
+        "past": day is not None and issue.past_review(day),
+        "tracker": issue.tracker,
+    }
 
 
 def write_verdict(path: Path, body: Mapping[str, Any]) -> None:

@@ -71,6 +71,11 @@ class StartupWatch:
                 self._early = self._read()
             return dying(self._early)
 
+    @property
+    def reading(self) -> StartupWindow | None:
+        """The last reading taken (the cause's, else the early one), without reading: None if none."""
+        return self._final or self._early
+
     def window(self) -> StartupWindow:
         with self._lock:
             if self._early is not None and dying(self._early) is not None:

@@ -12,14 +12,18 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(
-    ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    for path in (ROOT / "harness").rglob("*.py")
-    if 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")
+    {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__main__")
+        for path in (ROOT / "harness").rglob("*.py")
+        if path.name == "__main__.py" or 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")
+    }
 )
 
 
 def test_the_commands_are_found() -> None:
-    assert {"harness.settings", "harness.taxonomy", "harness.report.job_summary"} <= set(COMMANDS)
+    assert {"harness.settings", "harness.taxonomy", "harness.report.job_summary", "harness.nightly"} <= set(
+        COMMANDS
+    )
 
 
 @pytest.mark.parametrize("module", COMMANDS)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.nightly.record import NightRecord, TrackedCause
 from harness.report import allure_files, box, job_summary
 from harness.report.cause import Cause
 from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, conclude
@@ -44,14 +45,31 @@ def _body(*tests: TestResult, pytest_exit: int = 1, **facts: Any) -> dict[str, A
             pytest_exit=pytest_exit,
             environment="staging",
             targets={"backend": "https://api", "auth": "https://auth", "ws": "wss://api/ws"},
-            started_at="2026-12-07T03:17:00Z",
             duration_s=2.5,
             tests=tests,
-            **facts,
+            **({"started_at": "2026-12-07T03:17:00Z"} | facts),
         )
     ).body()
 
 
+def _night(day: int, outcome: str, flaky: tuple[str, ...] = ()) -> NightRecord:
+    cause = TrackedCause("issue-1278", "known issue issue-1278", "issue-1278", "confirmed", 1278)
+    return NightRecord(
+        run_id=str(day),
+        started_at=f"2026-12-0{day}T03:17:00Z",
+        job="e2e-staging",
+        environment="staging",
+        target="https://api",
+        outcome=outcome,
+        diagnosis="known_issue" if outcome == "failed" else "healthy",
+        cause=cause if outcome == "failed" else None,
+        url=f"https://github.com/o/r/actions/runs/{day}",
+        revisions=("netra-backend-staging-00123-rep",),
+        flaky=flaky,
+    )
+
+
+FLAKY = "tests/e2e_staging/test_x.py::t_flaky"
 BODIES = {
     "healthy": lambda: _body(_test("t_ok", "passed"), _test("t_flaky", "passed", flaky=True), pytest_exit=0),
     "known issue, confirmed": lambda: _body(
@@ -67,6 +85,21 @@ BODIES = {
         verified_issue="issue-1278",
     ),
     "usage error": lambda: _body(pytest_exit=EXIT_USAGE, usage_error="unknown marker 'golden-path'"),
+    "red for nights, a test flaky over them": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", known_issue="issue-1278", message=GATEWAY),
+        _test("t_flaky", "passed", flaky=True),
+        cause=Cause("issue-1278", "confirmed", "the record confirms it", "3 of 3 startups died"),
+        revisions=("netra-backend-staging-00124-rep",),
+        history=(_night(4, "passed", (FLAKY,)), _night(5, "failed"), _night(6, "failed", (FLAKY,))),
+    ),
+    "green again": lambda: _body(
+        _test("t_ok", "passed"), pytest_exit=0, history=(_night(5, "failed"), _night(6, "failed"))
+    ),
+    "a known issue past its review date": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", known_issue="issue-1278", message=GATEWAY),
+        cause=Cause("issue-1278", "confirmed", "the record confirms it", "3 of 3 startups died"),
+        started_at="2026-12-22T03:17:00Z",
+    ),
 }
 
 
@@ -104,6 +137,10 @@ def _with_sentinels(body: dict[str, Any]) -> dict[str, Any]:
         marked["cause"]["evidence"] = "SENTINEL-evidence"
     for n, gate in enumerate((marked.get("slo") or {}).get("gates", [])):
         gate["measured"], gate["detail"] = f"SENTINEL-measured-{n}", f"SENTINEL-detail-{n}"
+    if marked.get("streak"):
+        marked["streak"]["text"] = "SENTINEL-streak"
+        for n, flaky in enumerate(marked["streak"]["flaky"]):
+            flaky["text"] = f"SENTINEL-flaky-{n}"
     return marked
 
 
@@ -123,6 +160,36 @@ def test_a_renderer_says_what_the_body_says_not_what_it_would_have_decided(story
         leaked = [s for s in replaced if s in text]
         assert not leaked, f"{where} shows words the body no longer says: {leaked}"
         assert "SENTINEL-headline" in text, f"{where} does not show the body's headline"
+        if body.get("streak"):
+            assert "SENTINEL-streak" in text, f"{where} does not show the body's streak"
+        for n in range(len((body.get("streak") or {}).get("flaky", []))):
+            assert f"SENTINEL-flaky-{n}" in text, f"{where} does not show a test's flakiness over the nights"
+
+
+def test_the_streak_reads_as_the_nights_went() -> None:
+    """The words a person reads: how long red, since when, which revisions; the flaky test's count."""
+    streak = BODIES["red for nights, a test flaky over them"]()["streak"]
+    assert streak["text"] == (
+        "red for 3 nights, since 2026-12-05 03:17 UTC "
+        "(revision netra-backend-staging-00123-rep → netra-backend-staging-00124-rep)"
+    )
+    assert [f["text"] for f in streak["flaky"]] == ["t_flaky flaky 3 of the last 4 nights"]
+    assert BODIES["green again"]()["streak"]["text"] == "green again after 2 red nights"
+    assert BODIES["healthy"]()["streak"] is None  # no history kept: nothing said about the nights
+
+
+def test_a_known_issue_past_its_review_date_is_listed_as_new() -> None:
+    body = BODIES["a known issue past its review date"]()
+    assert body["headline"].startswith(
+        "RE-TRIAGE: issue-1278 past its review date 2026-12-21: re-triage (owner: the platform/infrastructure team"
+    )
+    assert body["tracked_cause"]["key"] == "retriage:issue-1278"
+    summary = job_summary.render(body)
+    assert "### New failures" in summary and "### Known issues" not in summary
+    within = BODIES["known issue, confirmed"]()
+    assert "### Known issues" in job_summary.render(within) and "### New failures" not in job_summary.render(
+        within
+    )
 
 
 # Renderers import nothing that could decide: the box and the job summary only text helpers; Allure's

@@ -290,10 +290,11 @@ def test_verdict_file_follows_the_contract(tmp_path: Path) -> None:
     assert {
         "schema_version", "environment", "targets", "started_at", "duration_s", "outcome", "exit_status",
         "diagnosis", "known_issue", "cause", "headline", "label", "owner", "counts", "coverage",
-        "failure_groups", "reproduced", "flaky", "tests",
+        "failure_groups", "reproduced", "flaky", "tests", "job", "run", "revisions", "known_issue_review",
+        "tracked_cause", "streak",
     } == set(body)  # fmt: skip
     assert (body["schema_version"], body["outcome"], body["diagnosis"], body["exit_status"]) == (
-        4,
+        5,
         "failed",
         "infrastructure",
         1,

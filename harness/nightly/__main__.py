@@ -1,0 +1,5 @@
+import sys
+
+from harness.nightly.cli import main
+
+sys.exit(main())
