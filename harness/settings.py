@@ -40,7 +40,9 @@ from harness.readme_tables import ReadmeTable
 
 Env = Literal["local", "staging", "custom"]
 ENVS: tuple[Env, ...] = ("local", "staging", "custom")
-Group = Literal["run", "verify"]  # "run": every run prints it; "verify": verify-fix runs print it too
+# "run": every run prints it; "verify": verify-fix runs print it too; "nightly": the nightly job's own
+# command reads it (python -m harness.nightly), no run prints it.
+Group = Literal["run", "verify", "nightly"]
 
 STAGING_BACKEND_URL = "https://api.staging.netrasystems.ai"
 STAGING_AUTH_URL = "https://auth.staging.netrasystems.ai"
@@ -339,6 +341,12 @@ TABLE: tuple[Row, ...] = (
     Row("E2E_JOB", "job", Unset("from the selection"), TEXT, secret=False, group="run",
         help="the job this run is a night of (e2e-staging, reproduce-1278, verify-fix): its history key "
              "with E2E_ENV"),
+    Row("E2E_HISTORY_BRANCH", "history_branch", "e2e-history", TEXT, secret=False, group="nightly",
+        help="the repository branch the nightly keeps its nights on (created on first use)"),
+    Row("E2E_SLACK_WEBHOOK_URL", "slack_webhook_url", Unset("nobody told on Slack"), TEXT, secret=True,
+        group="nightly",
+        help="a Slack incoming webhook told when the nights' state changes (red, green again, a new "
+             "cause), never on every night"),
     Row("E2E_REPRO_PROBE_INTERVAL_S", "repro_probe_interval_s", remote(0.5, 5.0), SECONDS, secret=False,
         group="run",
         help="pause between the reproduction's probes of the backend's /health (`make reproduce-1278`)"),
@@ -487,6 +495,8 @@ class Settings:
     known_issues: str  # as given; `known_issues_path` is the file
     history: str | None
     job: str | None
+    history_branch: str
+    slack_webhook_url: str | None = field(repr=False)
     repro_probe_interval_s: float
     verify: VerifyFix
     startup: StartupEvidence
@@ -642,6 +652,7 @@ def _check_url(env_name: str, url: str, schemes: tuple[str, ...], *, allow_produ
 _GROUP_TITLES: Mapping[Group, str] = {
     "run": "Every run (printed at its start):",
     "verify": "verify-fix, and the startup record a failed run's cause reads (a verify-fix run prints them too):",
+    "nightly": "The nightly job's own command (python -m harness.nightly: the history's branch, who is told):",
 }
 
 

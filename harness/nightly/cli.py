@@ -36,7 +36,9 @@ from harness.nightly import notify, tracker
 from harness.nightly.github import GitHub, GitHubConfig, GitHubError
 from harness.nightly.history import History, HistoryError, HistoryFile, file_name
 from harness.nightly.record import NightRecord, night_of
-from harness.nightly.store import DEFAULT_BRANCH, BranchStore
+from harness.nightly.store import BranchStore
+from harness.report.verdict import EXIT_USAGE
+from harness.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = ("e2e-staging", "reproduce-1278", "verify-fix")
@@ -48,15 +50,19 @@ class Night:
     """One night's settings, read once from the environment."""
 
     def __init__(self, job: str, reports: Path, environ: Mapping[str, str]) -> None:
+        settings = Settings.from_env(environ)  # a SettingsError is the night's usage error
         self.job = job
         self.reports = reports
         self.environ = environ
-        self.environment = (environ.get("E2E_ENV") or "local").strip().lower()
-        explicit = (environ.get("E2E_HISTORY") or "").strip()
+        self.environment = settings.env
+        self.dry_run = settings.judges_the_replica  # the local replica: nobody is told
         self.history_path = (
-            Path(explicit) if explicit else reports / "nights" / file_name(job, self.environment)
+            Path(settings.history)
+            if settings.history
+            else reports / "nights" / file_name(job, self.environment)
         )
-        self.branch = (environ.get("E2E_HISTORY_BRANCH") or DEFAULT_BRANCH).strip()
+        self.branch = settings.history_branch
+        self.slack_webhook_url = settings.slack_webhook_url
         self.github = GitHubConfig.from_env(environ)
 
     def say(self, line: str, *, warning: bool = False) -> None:
@@ -160,7 +166,7 @@ def _push(
         )
     except (GitHubError, ValueError) as exc:
         night.say(f"history not saved: {exc}", warning=True)
-    if night.environment == "local":
+    if night.dry_run:
         night.say("trackers: a dry run on the replica (E2E_ENV=local) tells no one")
     else:
         try:
@@ -172,8 +178,8 @@ def _push(
             tracker.apply(store.github, tonight, actions, lambda line: night.say(line))
         except GitHubError as exc:
             night.say(f"trackers not updated: {exc}", warning=True)
-    webhook = (night.environ.get("E2E_SLACK_WEBHOOK_URL") or "").strip()
-    if webhook and night.environment != "local" and streak.get("changed") and not rerun:
+    webhook = night.slack_webhook_url
+    if webhook and not night.dry_run and streak.get("changed") and not rerun:
         night.say(notify.post(webhook, notify.message(tonight, text)))
     return 0
 
@@ -193,7 +199,11 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         "--reports", type=Path, default=Path("reports"), help="the reports directory (default reports)"
     )
     args = parser.parse_args(argv)
-    night = Night(args.job, args.reports, os.environ if environ is None else environ)
+    try:
+        night = Night(args.job, args.reports, os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"nightly: E2E settings: {exc}", flush=True)
+        return EXIT_USAGE
     if args.command == "pull":
         return pull(night)
     if args.command == "run":

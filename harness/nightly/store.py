@@ -19,7 +19,6 @@ from harness.nightly.github import GitHub, GitHubError
 from harness.nightly.history import History, file_name
 from harness.nightly.record import NightRecord
 
-DEFAULT_BRANCH = "e2e-history"
 DIRECTORY = "nights"
 ATTEMPTS = 4
 
@@ -32,7 +31,7 @@ class Pushed:
 
 
 class BranchStore:
-    def __init__(self, github: GitHub, branch: str = DEFAULT_BRANCH) -> None:
+    def __init__(self, github: GitHub, branch: str) -> None:
         self.github = github
         self.branch = branch
 
