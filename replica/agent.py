@@ -126,7 +126,9 @@ def compose_answer(question: str, history: History) -> str:
 async def read_history(pool: asyncpg.Pool, thread_id: str, current: Message) -> History:
     """The thread_history tool: everything stored in the thread before the current question."""
     earlier = await db.messages_before(pool, thread_id, current.id)
-    return History(len(earlier), [m.content for m in earlier if m.role == USER_ROLE])
+    return History(
+        len(earlier), [m.content for m in earlier if m.role == USER_ROLE and isinstance(m.content, str)]
+    )
 
 
 def _event(run: AgentRun, event_type: ServerType, data: dict[str, Any], **top: Any) -> dict[str, Any]:

@@ -51,11 +51,18 @@ async def _json_body(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+TOKEN_KINDS: tuple[tuple[str, tokens.TokenType], ...] = (
+    ("access_token", "access"),
+    ("refresh_token", "refresh"),
+)
+
+
 def _token_pair(config: ServiceConfig, sub: str, email: str, permissions: list[str]) -> dict[str, str]:
-    identity = {"sub": sub, "email": email, "permissions": permissions}
     return {
-        "access_token": tokens.mint(config.jwt_secret, token_type="access", **identity),
-        "refresh_token": tokens.mint(config.jwt_secret, token_type="refresh", **identity),
+        kind: tokens.mint(
+            config.jwt_secret, token_type=token_type, sub=sub, email=email, permissions=permissions
+        )
+        for kind, token_type in TOKEN_KINDS
     }
 
 

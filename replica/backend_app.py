@@ -316,7 +316,8 @@ def _open_connections(backend: Backend) -> int:
 
 
 def _backend(request: Request) -> Backend:
-    return request.app.state.backend
+    backend: Backend = request.app.state.backend
+    return backend
 
 
 def envelope_response(

@@ -189,8 +189,8 @@ class ChatSession:
 
     def _is_user_message(self, kind: Any) -> bool:
         if protocol.is_legacy(self.profile):
-            return kind == ClientType.USER_MESSAGE
-        return kind in USER_MESSAGE_ALIASES
+            return bool(kind == ClientType.USER_MESSAGE)
+        return bool(kind in USER_MESSAGE_ALIASES)
 
     async def _acknowledge(self, frame: dict[str, Any]) -> None:
         if frame.get("thread_id") != self.handshake_thread:
@@ -227,7 +227,8 @@ class ChatSession:
             await self._heartbeat()
 
     async def _chat(self, frame: dict[str, Any]) -> None:
-        payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else frame
+        given = frame.get("payload")
+        payload: dict[str, Any] = given if isinstance(given, dict) else frame
         content = payload.get("content") or payload.get("text")
         if not isinstance(content, str) or not content.strip():
             await self._error("Message content is required", "EMPTY_MESSAGE")

@@ -21,7 +21,7 @@ _SCHEMA_LOCK_KEY = 1278
 
 # What a database that is down, cut off or full raises (not a query's own error): endpoints answer
 # these with 503 "Database unavailable", as the real backend does.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.InsufficientResourcesError,
@@ -188,7 +188,8 @@ async def list_threads(pool: asyncpg.Pool, user_id: str, limit: int, offset: int
 
 async def thread_owner(pool: asyncpg.Pool, thread_id: str) -> str | None:
     """The owning user's id, or None if the thread does not exist."""
-    return await pool.fetchval("SELECT user_id FROM threads WHERE id = $1", thread_id)
+    owner = await pool.fetchval("SELECT user_id FROM threads WHERE id = $1", thread_id)
+    return str(owner) if owner is not None else None
 
 
 async def add_message(

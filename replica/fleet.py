@@ -252,11 +252,11 @@ class BackendFleet:
 
     def status(self) -> dict[str, Any]:
         """The backend as one process (what a single instance reports), plus every instance."""
-        instances = [{"name": s.name, **s.status()} for s in self.slots]
+        instances: list[dict[str, Any]] = [{"name": s.name, **s.status()} for s in self.slots]
         exits = sorted((e for s in [*self.slots, *self.retired] for e in s.exits), key=lambda e: e.at)
         states = {i["state"] for i in instances}
         pids = [i["pid"] for i in instances if i["pid"]]
-        next_starts = [i["next_start_at"] for i in instances if i["next_start_at"]]
+        next_starts = [float(i["next_start_at"]) for i in instances if i["next_start_at"]]
         return {
             "state": next((s for s in ("running", "starting", "backoff") if s in states), "stopped"),
             "pid": pids[0] if pids else None,

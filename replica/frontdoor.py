@@ -226,7 +226,7 @@ class FrontDoor:
             connection = await connect(
                 f"ws://127.0.0.1:{upstream.port}{path}",
                 additional_headers=headers,
-                subprotocols=websocket.scope.get("subprotocols") or None,  # type: ignore[arg-type]
+                subprotocols=websocket.scope.get("subprotocols") or None,
                 open_timeout=10,
                 max_size=None,
             )
@@ -283,7 +283,8 @@ async def _bridge(client: WebSocket, upstream: ClientConnection) -> None:
                     await upstream.close(message.get("code", 1000))
                     return
                 data = message.get("text") if message.get("text") is not None else message.get("bytes")
-                await upstream.send(data)
+                if data is not None:
+                    await upstream.send(data)
         except (WebSocketDisconnect, ConnectionClosed):
             return
 

@@ -48,7 +48,6 @@ import argparse
 import asyncio
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -434,4 +433,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

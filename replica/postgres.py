@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from replica.ports import free_port
 from replica.supervisor import die_with_parent
@@ -54,6 +55,14 @@ def pgserver_install() -> Path:
     import pgserver._commands as commands  # imported late: it scans the bin folder on import
 
     return commands.POSTGRES_BIN_PATH.parent
+
+
+class Identity(TypedDict, total=False):
+    """subprocess's arguments for the user a process runs as (none: the caller's own)."""
+
+    user: str
+    group: str
+    extra_groups: list[str]
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ class RunAs:
         path = path.resolve()
         return all(self.can(p, os.X_OK) for p in [*reversed(path.parents), path])
 
-    def subprocess_args(self) -> dict[str, object]:
+    def subprocess_args(self) -> Identity:
         """subprocess arguments that drop root entirely (root's group would shadow the 'other' bits)."""
         return {"user": self.name, "group": self.name, "extra_groups": []}
 
@@ -232,7 +241,7 @@ class PostgresServer:
         sockets = self.root / "sockets"
         self.root.mkdir(parents=True, exist_ok=True)
         sockets.mkdir(exist_ok=True)
-        identity = user.subprocess_args() if user else {}
+        identity: Identity = user.subprocess_args() if user else {}
         if user:
             os.chmod(self.root, 0o700)
             shutil.chown(self.root, user.name, user.name)

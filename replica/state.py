@@ -22,6 +22,7 @@ def write_state(run_dir: Path, state: dict[str, Any]) -> None:
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / STATE_FILE).read_text())
+        state = json.loads((run_dir / STATE_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    return state if isinstance(state, dict) else None

@@ -43,7 +43,7 @@ class Backoff:
     stable_after_s: float = 30.0
 
     def delay(self, streak: int) -> float:
-        return min(self.max_s, self.initial_s * 2 ** max(0, streak - 1))
+        return min(self.max_s, self.initial_s * 2.0 ** max(0, streak - 1))
 
 
 @dataclass
