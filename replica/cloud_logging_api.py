@@ -54,6 +54,7 @@ import base64
 import contextlib
 import hmac
 import json
+import os
 import re
 import secrets
 import signal
@@ -61,14 +62,14 @@ import sys
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from replica.cloud_logging import PROJECT_ID
+from replica.cloud_logging import FILE_NAME, PROJECT_ID
 
 LIST_PATH = "/v2/entries:list"
 PAGE_SIZE = 50
@@ -80,7 +81,24 @@ SERVICE = "logging.googleapis.com"
 METHOD = "google.logging.v2.LoggingServiceV2.ListLogEntries"
 PERMISSION = "logging.logEntries.list"
 
-Entries = Sequence[dict[str, Any]] | Path
+
+@dataclass(frozen=True)
+class Peer:
+    """The client of a request: its port on 127.0.0.1 and, on Linux, the process that connected."""
+
+    port: int
+    server_port: int
+
+    def pid(self) -> int | None:
+        """The process holding the client's end of the connection (from /proc; None elsewhere)."""
+        inode = _client_socket_inode(self.port, self.server_port)
+        return None if inode is None else _socket_owner(inode)
+
+
+EntriesSource = Sequence[dict[str, Any]] | Path
+Entries = EntriesSource | Callable[[Peer], EntriesSource]
+"""Entries, a `cloud-logging.json`, or a function of the request's client that names one of these
+(`suite_record`: the record of the replica a suite run started)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,10 +132,11 @@ class ApiError(Exception):
     message: str
     details: tuple[dict[str, Any], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    status_name: str | None = None  # when not the usual one of `code` (400 FAILED_PRECONDITION)
 
     @property
     def status(self) -> str:
-        return STATUS_NAMES.get(self.code, "UNKNOWN")
+        return self.status_name or STATUS_NAMES.get(self.code, "UNKNOWN")
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
@@ -504,7 +523,7 @@ class StandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="cloud-logging-api", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="cloud-logging-api", daemon=True
         )
         self._thread.start()
         return self
@@ -555,11 +574,16 @@ class StandIn:
             return [r for r in self.requests if r.path.split("?")[0] == LIST_PATH]
 
     # --- the API -----------------------------------------------------------------------------------
-    def _load(self) -> list[dict[str, Any]]:
-        if not isinstance(self.entries, Path):
-            return [dict(e) for e in self.entries]
+    def _load(self, peer: Peer | None) -> list[dict[str, Any]]:
+        source = self.entries
+        if callable(source):
+            if peer is None:
+                raise _unattributed("a request without a client address")
+            source = source(peer)
+        if not isinstance(source, Path):
+            return [dict(e) for e in source]
         try:
-            data = json.loads(self.entries.read_text(encoding="utf-8"))
+            data = json.loads(source.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
         except (OSError, ValueError) as exc:
@@ -596,8 +620,8 @@ class StandIn:
                 self._faults.pop(0)
         return None
 
-    def list_entries(self, headers: dict[str, str], body: Any) -> dict[str, Any]:
-        """One `entries.list` call: the page, or ApiError."""
+    def list_entries(self, headers: dict[str, str], body: Any, peer: Peer | None = None) -> dict[str, Any]:
+        """One `entries.list` call from `peer`: the page, or ApiError."""
         resource = f"projects/{self.project}"
         fault = self._take_fault()
         if fault is not None:
@@ -642,7 +666,7 @@ class StandIn:
                 parsed = parse_filter(text)
             except FilterError as exc:
                 raise invalid_argument(f"Unparseable filter: {exc}.") from None
-            matching = [e for e in self._load() if parsed.matches(e)]
+            matching = [e for e in self._load(peer) if parsed.matches(e)]
             # A stable sort: entries of the same timestamp keep the file's order.
             matching.sort(key=_timestamp_ns, reverse=order == "timestamp desc")
             snapshot_id, offset, snapshot = secrets.token_hex(8), 0, _Snapshot(key, matching)
@@ -706,7 +730,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"Method {method} is not served for {LIST_PATH}.")
             if isinstance(body, str):
                 raise invalid_argument("Invalid JSON payload received.")
-            answer = self.api.list_entries(headers, body if body is not None else {})
+            peer = Peer(int(self.client_address[1]), self.api.port)
+            answer = self.api.list_entries(headers, body if body is not None else {}, peer)
         except ApiError as error:
             status, answer, extra = error.code, error.body(), error.headers
         self.api._record(RecordedRequest(method, self.path, headers, body, status))
@@ -717,6 +742,74 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._answer("GET")
+
+
+# --------------------------------------------------------------------------------------------------
+# Whose record: the suite run that called gcloud
+# --------------------------------------------------------------------------------------------------
+def _unattributed(why: str) -> ApiError:
+    return ApiError(
+        400, f"The stand-in cannot tell which suite run asked: {why}.", status_name="FAILED_PRECONDITION"
+    )
+
+
+def _client_socket_inode(client_port: int, server_port: int) -> int | None:
+    """The inode of the socket whose local end is 127.0.0.1:`client_port` and remote end the server."""
+    local, remote = f"0100007F:{client_port:04X}", f"0100007F:{server_port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 9 and fields[1] == local and fields[2] == remote:
+            return int(fields[9])
+    return None
+
+
+def _socket_owner(inode: int) -> int | None:
+    target = f"socket:[{inode}]"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        return int(fd_dir.parent.name)
+        except OSError:  # gone, or another user's
+            continue
+    return None
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def suite_record(root: Path) -> Callable[[Peer], Path]:
+    """The record of the replica that the calling suite run started, for a self-test that runs the
+    suite with E2E_STARTUP_EVIDENCE=gcloud: the suite's pytest process (or, under xdist, the
+    controller above its worker) starts the replica in `root/.replica/suite-<its pid>`
+    (replica/pytest_plugin.py) and is an ancestor of the gcloud that connects here."""
+
+    def record(peer: Peer) -> Path:
+        pid = peer.pid()
+        if pid is None:
+            raise _unattributed(f"no process of this user holds the client end of port {peer.port}")
+        ancestor: int | None = pid
+        for _ in range(8):
+            ancestor = parent_pid(ancestor) if ancestor else None
+            if not ancestor:
+                break
+            run_dir = root / ".replica" / f"suite-{ancestor}"
+            if run_dir.is_dir():
+                return run_dir / FILE_NAME
+        raise _unattributed(f"no ancestor of gcloud (pid {pid}) has a replica run dir in {root / '.replica'}")
+
+    return record
 
 
 # --------------------------------------------------------------------------------------------------
@@ -755,6 +848,21 @@ def gcloud_env(
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+
+
+_INHERITED = ("CLOUDSDK_", "GOOGLE_", "GCE_", "BOTO_")
+_PROXIES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
+
+
+def isolated_environ(additions: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (os.environ) without what would let the machine's own gcloud setup in (CLOUDSDK_*,
+    GOOGLE_*, GCE_*, proxies), plus `additions` (`gcloud_env`'s)."""
+    kept = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.upper().startswith(_INHERITED) and k.lower() not in _PROXIES
+    }
+    return {**kept, **additions}
 
 
 def new_token_file(directory: Path) -> Path:
