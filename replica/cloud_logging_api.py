@@ -40,6 +40,49 @@ What it serves (https://cloud.google.com/logging/docs/reference/v2/rest/v2/entri
 * Error injection (`fail`): 400, 401, 403, 429, 500, 503 with Google's JSON error (`{"error": {"code",
   "message", "status", "details"}}`, https://google.aip.dev/193), for the next N requests or all.
 * Every request is recorded (`requests`: method, path, headers, body), for tests to look at.
+* Whose record: `suite_record(root)` serves `root/.replica/suite-<pid>/cloud-logging.json` of the suite
+  run whose process is an ancestor of the connecting gcloud (found through /proc), for a self-test that
+  runs the whole suite with E2E_STARTUP_EVIDENCE=gcloud.
+
+What the real gcloud does (Google Cloud SDK 528.0.0, measured against this stand-in with the suite's
+command `gcloud logging read FILTER --project=P --format=json --limit=N`; tests/replica/
+test_cloud_logging_api.py asserts each point, verbatim where it quotes):
+
+* It sends `POST /v2/entries:list?alt=json` with `authorization: Bearer <token file's content>`,
+  `content-type: application/json`, `accept: application/json`, `accept-encoding: gzip, deflate`,
+  `user-agent: google-cloud-sdk gcloud/528.0.0 command/gcloud.logging.read invocation-id/<hex> ...`, and
+  the body `{"filter": FILTER verbatim, "orderBy": "timestamp desc", "pageSize": min(N, 1000),
+  "resourceNames": ["projects/P"]}`. A filter without the word `timestamp` gets
+  `timestamp>="<now - 1 day>" AND ` put before it (`--freshness`); the suite's has one, and goes as is.
+* Paging: it follows `nextPageToken` with the same body plus `pageToken`, asking each time for
+  min(1000, N - entries so far), and stops at N entries or at a page without a token.
+* `--limit=N` with more entries: the N newest, exit 0, nothing on stderr, no request beyond the one
+  that reached N. 0 entries: stdout `[]` and a newline, exit 0, stderr empty.
+* Errors (exit 1 for all; stdout is `[]` unless an earlier page came back: then a valid JSON array of
+  those entries, so only the exit status tells a cut-short read). First line of stderr, then:
+  400 `ERROR: (gcloud.logging.read) INVALID_ARGUMENT: <message>` (1 request, ~0.7 s);
+  401 `ERROR: (gcloud.logging.read) UNAUTHENTICATED: <message> This command is authenticated with an
+  access token from <token file path> specified by the [auth/access_token_file] property.`, then the
+  details as YAML (2 requests: it re-reads the token file and tries once more; ~0.7 s);
+  403 `ERROR: (gcloud.logging.read) PERMISSION_DENIED: Permission 'logging.logEntries.list' denied on
+  resource (or it may not exist). This command is authenticated with ...` and the details (1 request);
+  429 `ERROR: (gcloud.logging.read) RESOURCE_EXHAUSTED: <message>`, the Help link's description and URL
+  on lines of their own, the details (1 request: not retried, ~0.7 s);
+  500/503 lasting: `ERROR: (gcloud.logging.read) HttpError accessing <http://HOST/v2/entries:list?alt=json>:
+  response: <{...the response headers..., 'status': 503}>, content <{...Google's JSON error...}` over
+  several lines, then `This may be due to network connectivity issues. Please check your network
+  settings, and the status of the service you are trying to reach.` (5 requests over 30-33 s: apitools
+  waits 2, 4, 8, 16 s, +-25 % each; no gcloud property shortens it, CLOUDSDK_CORE_HTTP_TIMEOUT bounds one
+  request only); a passing 500/503 costs one retry, ~2 s, and the read succeeds.
+* The token never appears on stdout or stderr; 401 and 403 name the token file's path.
+* A fresh, empty CLOUDSDK_CONFIG with a token file needs no account: the read works, and gcloud writes
+  `active_config`, `configurations/config_default`, `default_configs.db`, `gce` and `logs/` there (and
+  nothing in HOME). Without a token file: exit 1, no request, `ERROR: (gcloud.logging.read) You do not
+  currently have an active account selected.` and how to log in. A token file that does not exist:
+  `ERROR: (gcloud.logging.read) Unable to read file [PATH]: [Errno 2] No such file or directory: 'PATH'`.
+* Left alone, gcloud checks whether it runs on GCE by resolving metadata.google.internal (a DNS query
+  leaving the machine) and asking it over HTTP, bypassing proxies: `gcloud_env` points that check at a
+  closed local port (`GCE_METADATA_ROOT`), and any other request outside 127.0.0.1 at a closed proxy.
 
 Python's `http.server` (a `ThreadingHTTPServer` in a daemon thread) rather than uvicorn/starlette: one
 endpoint, a handful of requests a test, synchronous state shared with the test's thread (faults, the

@@ -595,17 +595,6 @@ def test_without_a_token_file_a_fresh_config_has_no_account_and_asks_nothing(
     assert stand_in.requests == []
 
 
-def test_a_missing_token_file_is_named(cloud_logging_api: Start, tmp_path: Path) -> None:
-    stand_in, env = cloud_logging_api(many_record(tmp_path / "c.json", 3).path)
-    missing = tmp_path / "no-such-token"
-    run = gcloud_read({**env, "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(missing)})
-    assert (run.exit_status, run.stdout) == (1, "")
-    assert run.stderr == (
-        f"{ERROR}Unable to read file [{missing}]: [Errno 2] No such file or directory: '{missing}'\n"
-    )
-    assert stand_in.requests == []
-
-
 STRACE = shutil.which("strace")
 
 
