@@ -6,7 +6,10 @@ The harness is imported in one place (below): when its modules move, only that i
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from test_cloud_logging_api import (
 
 from harness.startup_sources import EntriesResult, gcloud_filter, load_entries
 from replica.cloud_logging import LOCATION, PROJECT_ID, SERVICE_NAME
+from replica.cloud_logging_api import suite_record
 
 pytestmark = [
     pytest.mark.replica,
@@ -183,3 +187,32 @@ def test_the_window_is_the_suites(
     times = {e["timestamp"] for e in read(monkeypatch, env).entries}  # type: ignore[index]
     assert min(times) == SINCE.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert max(times) == UNTIL.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- the whole suite --------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.selftest
+def test_the_suite_confirms_1278_from_the_replicas_record_read_by_the_real_gcloud(
+    cloud_logging_api: Start, tmp_path: Path
+) -> None:
+    """`E2E_STARTUP_EVIDENCE=gcloud` on a local run: the real gcloud, child of the suite, reads the
+    record of the replica the suite started (`suite_record`), and the cause is confirmed from it."""
+    stand_in, env = cloud_logging_api(suite_record(ROOT))
+    env = {k: v for k, v in env.items() if not k.startswith(("E2E_", "REPLICA_", "PYTEST_"))}
+    env |= {"E2E_ENV": "local", "REPLICA_SCENARIO": "issue-1278", "E2E_STARTUP_EVIDENCE": "gcloud"}
+    verdict_path = tmp_path / "reports" / "verdict.json"
+    argv = [sys.executable, "-m", "pytest", "tests/e2e_staging", "-p", "no:cacheprovider"]
+    argv += ["--verdict", str(verdict_path), "--alluredir", str(tmp_path / "reports" / "allure-results")]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    output = done.stdout + done.stderr
+    assert verdict_path.exists(), output[-4000:]
+    cause = json.loads(verdict_path.read_text())["cause"]
+    assert (cause["status"], cause["known_issue"]) == ("confirmed", "issue-1278"), output[-4000:]
+    assert "died in phase database" in cause["evidence"] and "exit 3" in cause["evidence"]
+    (request,) = stand_in.list_requests()
+    assert request.status == 200 and request.body["resourceNames"] == [f"projects/{PROJECT_ID}"]
+    token = stand_in.token_file.read_text().strip()
+    reports = [p.read_text(errors="replace") for p in (tmp_path / "reports").rglob("*") if p.is_file()]
+    assert all(token not in text for text in [output, *reports])
