@@ -1,6 +1,6 @@
 """A local stand-in of the Cloud Logging API v2 `entries.list`, for the real `gcloud logging read`.
 
-The suite reads the backend's startup record with the real Google Cloud SDK (harness/startup_sources.py).
+The suite reads the backend's startup record with the real Google Cloud SDK (harness/startup/sources.py).
 To test that call without Google, the real `gcloud` is pointed at this server over real HTTP on
 127.0.0.1 (`CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING`), authenticated by an access-token file
 (`CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`), in a configuration directory of its own (`CLOUDSDK_CONFIG`):

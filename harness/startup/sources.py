@@ -21,9 +21,9 @@ from pathlib import Path
 
 from harness.redact import redact_line
 from harness.settings import Settings, StartupEvidence
+from harness.startup.gcloud_errors import read_failure
 from harness.startup.records import LOG_TEXT_REGEX, parse_entries
 from harness.startup.tally import StartupTally, as_utc, tally
-from harness.text import first_line
 
 DEFAULT_LIMIT = 5000
 """Entries asked of `gcloud logging read`: the filter keeps ~11 lines of a successful startup and ~15 of
@@ -81,10 +81,6 @@ def gcloud_filter(*, since: datetime, until: datetime, service: str, region: str
     return " AND ".join(clauses)
 
 
-_AUTH_FAILURE = re.compile(
-    r"(?i)active account|auth login|auth tokens?|reauthenticat|re-authenticat|credential|unauthenticated|"
-    r"permission[ _]denied|does not have permission|forbidden|invalid_grant|access token|\b40[13]\b"
-)
 _PROJECT_ID = re.compile(r"^[a-z][a-z0-9:.-]{4,62}[a-z0-9]$")
 
 
@@ -200,22 +196,9 @@ def _from_gcloud(
             f"check network access to logging.googleapis.com, or shorten the window",
             command=command,
         )
-    err = stderr.decode("utf-8", "replace")
-    first = redact_line(first_line(err)) or f"exit status {process.returncode}, nothing on stderr"
     if process.returncode != 0:
-        if _AUTH_FAILURE.search(err):
-            return EntriesResult(
-                source,
-                unmeasured=f"gcloud is not authenticated for {project}: run `gcloud auth login` (in CI: "
-                f"workload identity federation) with an identity holding roles/logging.viewer on {project} "
-                f"(gcloud said: {first})",
-                command=command,
-            )
-        return EntriesResult(
-            source,
-            unmeasured=f"gcloud logging read failed (exit {process.returncode}): {first}",
-            command=command,
-        )
+        failure = read_failure(stderr.decode("utf-8", "replace"), process.returncode, project)
+        return EntriesResult(source, unmeasured=failure.line, command=command)
     out = stdout.decode("utf-8", "replace").strip()
     try:
         data = json.loads(out) if out else []

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.startup.gcloud_errors import read_failure
 from replica.cloud_logging import LOCATION, LOG_STDOUT, LOG_SYSTEM, PROJECT_ID, SERVICE_NAME, CloudLogging
 from replica.cloud_logging_api import LIST_PATH, StandIn, suite_record
 
@@ -43,7 +44,7 @@ pytestmark = [
 
 Start = Callable[..., tuple[StandIn, dict[str, str]]]
 
-# The suite's filter, as harness/startup_sources.py builds it. Kept here verbatim (not imported) so
+# The suite's filter, as harness/startup/sources.py builds it. Kept here verbatim (not imported) so
 # that these tests do not move with the harness; test_gcloud_startup_source.py runs the suite's own.
 TEXT_REGEX = (
     "STARTUP SEQUENCE (INITIATED|COMPLETED SUCCESSFULLY|FAILED)|PHASE TRANSITION|COMPLETED: *DATABASE *[(]|"
@@ -204,7 +205,7 @@ class Run:
 
 
 def gcloud_read(env: dict[str, str], log_filter: str | None = None, *, limit: int = 5000) -> Run:
-    """`gcloud logging read` exactly as the suite runs it (harness/startup_sources.py `_from_gcloud`)."""
+    """`gcloud logging read` exactly as the suite runs it (harness/startup/sources.py `_from_gcloud`)."""
     assert GCLOUD is not None
     command = [
         GCLOUD,
@@ -477,6 +478,11 @@ def test_a_lasting_503_is_tried_five_times_over_about_thirty_seconds(
     assert expected.fullmatch(run.stderr), run.stderr
     assert [r.status for r in stand_in.requests] == [503] * 5
     assert 22 <= run.seconds <= 45, run.seconds
+    # What the suite makes of it: the status and the API's message, and no hint about the network.
+    assert read_failure(run.stderr, run.exit_status, PROJECT_ID).line == (
+        "Cloud Logging answered 503: The service is currently unavailable. (after gcloud's own retries): the "
+        "service was unavailable, not the suite's access; try again later"
+    )
 
 
 def test_an_error_on_a_later_page_leaves_a_valid_partial_array_on_stdout(

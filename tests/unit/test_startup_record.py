@@ -621,8 +621,8 @@ def test_gcloud_not_authenticated_never_shows_the_token(tmp_path: Path) -> None:
         "echo 'Please run: $ gcloud auth login' >&2\nexit 1",
     )
     reason = load("gcloud", gcloud=gcloud).unmeasured or ""
-    assert reason.startswith("gcloud is not authenticated for netra-staging: run `gcloud auth login`")
-    assert "Reauthentication required" in reason and "ya29.fake-access-token-123" not in reason
+    assert reason.startswith("gcloud is not authenticated for netra-staging (gcloud said: Reauthentication")
+    assert "run `gcloud auth login`" in reason and "ya29.fake-access-token-123" not in reason
     assert "\n" not in reason
 
 
