@@ -26,6 +26,8 @@ def test_a_scratch_catalogue_labels_failures_in_every_worker(fresh_suite, tmp_pa
         "title": "A scratch catalogue's issue: the gateway's 503 page on the backend's health",
         "link": "https://example.invalid/scratch",
         "blame": "infrastructure",
+        "owner": "the scratch test",
+        "review_by": "2099-12-31",
         "headline": "the scratch catalogue's headline",
         "signatures": [gateway | {"name": "scratch-gateway"}],
     }
