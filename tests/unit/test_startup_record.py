@@ -304,7 +304,7 @@ def test_startup_failing_after_the_database_phase_keeps_its_completed_database_t
 def test_a_failed_phase_names_its_error_in_one_line() -> None:
     record = only(parse_entries(newest_first(failed_startup(INSTANCE_A, T0))))
     assert record.error == "Capacity-aware database initialization failed: connection timed out after 10.0s"
-    assert f"failed at database ({record.error})" in record.summary_line()
+    assert f"failed at database ({record.error}; why: {record.reason})" in record.summary_line()
 
 
 def test_a_phase_failed_without_words_takes_the_summarys_error_line() -> None:
@@ -761,6 +761,6 @@ def test_summary_of_parsed_logs_reads_as_evidence() -> None:
         "database phase p95 107.301s, max 107.301s over 2"
     )
     assert summary.lines[1].endswith(
-        f"{INSTANCE_B[:12]}… {REVISION}: failed at database (Capacity-aware database initialization failed: connection timed out after 10.0s), database phase 107.301s (partial_timings), exit 3"
+        f"{INSTANCE_B[:12]}… {REVISION}: failed at database (Capacity-aware database initialization failed: connection timed out after 10.0s; why: Database initialization attempt 1 failed (timeout)), database phase 107.301s (partial_timings), exit 3"
     )
     assert json.loads(json.dumps(summary.to_dict()))["failed"] == 1
