@@ -498,8 +498,9 @@ class _Segment:
             outcome = "failed"
         else:
             outcome = "incomplete"
+        said_failed = self.startup_failed or self.failed_at_phase or self.phase_failed  # a phase's own words
         app_outcome: AppOutcome | None = (
-            "failed" if self.startup_failed else "completed" if self.success_at is not None else None
+            "failed" if said_failed else "completed" if self.success_at is not None else None
         )
         failed_phase = self.failed_at_phase or self.phase_failed
         if failed_phase is None and platform_ended and app_outcome is None:
