@@ -220,7 +220,10 @@ def _lines(kind: Named) -> str:
 
 
 def seconds(value: float) -> str:
-    """A duration as a person reads it: "0.07", "2.0", "107" (a sub-second one is never "0")."""
+    """A duration as a person reads it: "0.07", "2.0", "107" (a sub-second one is never "0"; under the
+    record's millisecond, "0.000" as the record prints it)."""
+    if value < 0.001:
+        return "0.000"
     if value < 1:
         return f"{value:.2g}"
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"

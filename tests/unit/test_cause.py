@@ -217,7 +217,8 @@ def test_an_unrecognised_death_rules_1278_out_with_the_records_own_lines_and_bla
 
 
 @pytest.mark.parametrize(
-    ("seconds", "said"), [(0.07, "0.07"), (0.009, "0.009"), (0.5, "0.5"), (2.002, "2.0"), (107.3, "107")]
+    ("seconds", "said"),
+    [(0.07, "0.07"), (0.009, "0.009"), (0.0, "0.000"), (0.5, "0.5"), (2.002, "2.0"), (107.3, "107")],
 )
 def test_durations_print_as_a_person_reads_them_never_0_s(seconds: float, said: str) -> None:
     assert cause_module.seconds(seconds) == said
