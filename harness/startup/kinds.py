@@ -49,7 +49,7 @@ Blame = Literal["infrastructure", "product"]
 # How a manner reads in a sentence about a startup that died in `{phase}`.
 MANNER_WORDS: dict[Manner, str] = {
     "timeout": "the {phase} phase ran out its time",
-    "at_once": "the {phase} phase failed at once, well inside its time",
+    "at_once": "the {phase} phase failed at once",
     "stuck": "it hung in phase {phase} until Cloud Run's startup probe ended it",
     "not_serving": "the app said it had started, but Cloud Run's startup probe never reached it on its port",
     "killed": "Cloud Run killed it for memory",
