@@ -255,7 +255,7 @@ def test_a_record_without_a_finished_startup_leaves_1278_unconfirmed(
 
 def test_the_platforms_own_words_confirm_without_the_record() -> None:
     own = LabelledFailure(
-        signature="startups-failing-in-database-phase-in-the-logs", message="[infra.starting] rate 3/12"
+        signature="startups-failing-by-database-timeout-in-the-logs", message="[infra.starting] rate 3/12"
     )
     cause = weigh([LabelledFailure(), own], never)
     assert cause is not None and (cause.status, cause.by) == ("confirmed", "the platform's own words")

@@ -8,7 +8,7 @@ import copy
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,13 @@ import pytest
 from pydantic import ValidationError
 from test_startup_deaths import STORIES, captured
 
-from harness import known_issues
+from harness import gate_checks, known_issues
+from harness.errors import E2EFailure
+from harness.settings import Settings
 from harness.startup import kinds
 from harness.startup.kinds import Table, identify, manner_of, markdown_table, with_table
 from harness.startup.records import LOG_TEXT_REGEX, StartupRecord, parse_entries
+from harness.startup.tally import tally
 
 pytestmark = pytest.mark.unit
 
@@ -241,3 +244,30 @@ def test_the_readme_table_of_kinds_is_generated_from_the_data() -> None:
             "python -m harness.startup.kinds --write README.md docs/startup-record.md"
         )
         assert markdown_table() in document
+
+
+# --------------------------------------------------------------------------------------------------
+# verify-fix's startup gate labels #1278 by the same manner
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("story", "finding", "issue"),
+    [
+        ("issue-1278", "startups_failed_by_database_timeout", "issue-1278"),
+        ("db-wrong-password", "startups_failed", None),
+        ("startup-storm", "startups_failed", None),
+    ],
+)
+def test_verify_fix_labels_only_database_timeouts_as_1278(
+    story: str, finding: str, issue: str | None
+) -> None:
+    """A startup-success gate failing on deaths in the database phase is #1278 only when the phase ran
+    out its time; the failure names how they died."""
+    records = parse_entries(captured(story))
+    since = min(r.started_at for r in records if r.started_at) - timedelta(seconds=1)
+    startups = tally(records, since=since, until=since + timedelta(hours=1))
+    with pytest.raises(E2EFailure) as raised:
+        settings = Settings.defaults("staging")
+        gate_checks.require_startup_success(startups, settings.verify, settings.startup)
+    failure = raised.value
+    assert (failure.kind, failure.known_issue) == (finding, issue)
+    assert f"how: {STORY_KIND[story]} 1" in failure.detail
