@@ -47,7 +47,7 @@ def _kind_lines(kind: dict[str, Any] | None) -> list[str]:
     quoted = f": `{_cell(kind['quoted'])}`" if kind.get("quoted") else ""
     lines = ["", f"Startups died of: **{_cell(kind['title'])}** (`{kind['id']}`){quoted}"]
     lines += [f"- `{_cell(line)}`" for line in (kind.get("lines") or [])[:5]]
-    return [*lines, "", f"Next step ({_cell(kind['who_acts'])}): {_cell(kind['next_step'])}"]
+    return [*lines, "", f"Next step, for {_cell(kind['who_acts'])}: {_cell(kind['next_step'])}"]
 
 
 def _groups(title: str, groups: list[dict[str, Any]]) -> list[str]:
