@@ -63,6 +63,7 @@ BLAME_WORDS: dict[Blame, str] = {
     "product": "the product or its configuration (the service's team)",
 }
 UNRECOGNISED = "unrecognised"
+_WHO: dict[Blame, str] = {"infrastructure": "infrastructure", "product": "the product or its configuration"}
 
 
 def _regex(value: str | None) -> str | None:
@@ -349,7 +350,7 @@ def markdown_table(table: Table | None = None) -> str:
     for kind in table.kinds:
         issue = f" (known issue `{kind.known_issue}`)" if kind.known_issue else ""
         rows.append(
-            f"| `{kind.id}`: {kind.title}{issue} | {_rules(kind)} | {kind.blame} | {kind.next_step} |"
+            f"| `{kind.id}`: {kind.title}{issue} | {_rules(kind)} | {_WHO[kind.blame]} | {kind.next_step} |"
         )
     rows.append(
         f"| `{UNRECOGNISED}`: no row fits | said as UNRECOGNISED with the record's own lines, never guessed "
