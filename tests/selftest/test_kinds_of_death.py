@@ -13,8 +13,11 @@ out). One suite run per story and source, shared (the `suite` fixture): the defa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,8 @@ from harness.report.job_summary import render
 from harness.startup import kinds
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Where the suite reads the replica's record: one line a source, its environment for the suite (a
 # source that needs a server of its own takes it from a fixture: `request.getfixturevalue(...)`).
@@ -115,3 +120,35 @@ def test_a_fast_database_death_says_the_database_answered_at_once_not_1278s_time
     # (its exit code when Cloud Run's `Container called exit(3).` reached the record before the suite read it)
     assert "died in phase database after 0.0" in cause["evidence"], cause["evidence"]
     assert "the database answered at once, not issue-1278's timeout" in verdict["headline"]
+
+
+def test_a_death_no_kind_knows_is_unrecognised_with_the_records_own_lines(suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The replica's refused password, its record's reason rewritten into one no row of
+    fixtures/startup_failures.json knows (read from a file, as gcloud prints it, moved to now): the
+    verdict says UNRECOGNISED, quotes the record's own lines and blames nobody, never a guess."""
+    unknown = "SSL SYSCALL error: EOF detected"
+    lines = (ROOT / "tests/unit/startup_logs/db-wrong-password.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line]
+    newest = max(datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in entries)
+    moved = datetime.now(UTC) - timedelta(seconds=5) - newest
+    for entry in entries:
+        for key in ("timestamp", "receiveTimestamp"):
+            at = datetime.fromisoformat(entry[key][:26].rstrip("Z") + "+00:00") + moved
+            entry[key] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    record = tmp_path / "record.jsonl"
+    text = "\n".join(json.dumps(e) for e in entries).replace(
+        'password=REDACTED failed for user \\"netra_staging\\"', unknown
+    )
+    assert unknown in text
+    record.write_text(text + "\n")
+    run = suite("db-wrong-password", extra_env={"E2E_STARTUP_EVIDENCE": f"file:{record}"})
+    cause, verdict = run.verdict["cause"], run.verdict
+    assert cause is not None and (cause["status"], cause["kind"]["id"]) == ("ruled_out", "unrecognised"), (
+        run.explain()
+    )
+    assert verdict["headline"].startswith("UNRECOGNISED STARTUP FAILURE (not issue-1278): "), verdict[
+        "headline"
+    ]
+    assert f"Database connection error after 0.008s (attempt 1/3): {unknown}" in verdict["headline"]
+    assert verdict["owner"].startswith("undetermined") and verdict["known_issue"] is None
+    assert f"DIAGNOSIS {verdict['headline']}" in run.output
