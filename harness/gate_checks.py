@@ -6,6 +6,7 @@ its classified `E2EFailure`; too little evidence skips, saying how to measure it
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from harness.errors import E2EFailure, ProductFailure
 from harness.evidence import HttpEvidence, Observation
 from harness.settings import StartupEvidence, VerifyFix
 from harness.slo import percentile, wilson_lower
+from harness.startup import kinds
 from harness.startup.sources import StartupWindow, new_revision_command
 from harness.startup.tally import StartupTally
 from harness.taxonomy import Category
@@ -124,8 +126,11 @@ def what_it_supports(ok: int, finished: int) -> str:
 
 def _startup_failure(startups: StartupTally, message: str, kind: str) -> E2EFailure:
     """Startups failing, or slow, in the backend's own record: infrastructure (the catalogue knows
-    startups failing in the database phase as #1278)."""
+    startups failing by the database phase's timeout as #1278)."""
     phases = ", ".join(f"{phase} {n}" for phase, n in sorted(startups.failed_phases.items()))
+    died = Counter(kinds.identify(r).kind_id for r in startups.records if r.outcome == "failed")
+    if died:
+        phases += f"; how: {', '.join(f'{k} {n}' for k, n in died.most_common())}"
     category = Category.INFRA_STARTING if kind.startswith("startups_failed") else Category.INFRA_DEPENDENCY
     judgement = finding(
         Observation(channel="logs", target="backend", path="startup"), category, kind, message
@@ -153,9 +158,16 @@ def require_startup_success(startups: StartupTally, verify: VerifyFix, evidence:
     )
     rate = startups.success_rate
     if rate is not None and rate <= verify.min_startup_success and startups.failed:
-        kind = (
-            "startups_failed_in_database_phase" if "database" in startups.failed_phases else "startups_failed"
-        )
+        # #1278 is the database phase running out its time, not any death in that phase: a refused
+        # password dies there too, at once (harness.startup.kinds reads the manner from the record).
+        timed_out = [
+            r
+            for r in startups.records
+            if r.outcome == "failed"
+            and r.failed_phase == "database"
+            and kinds.identify(r).manner == "timeout"
+        ]
+        kind = "startups_failed_by_database_timeout" if timed_out else "startups_failed"
         raise _startup_failure(
             startups,
             f"startup success rate {startups.ok}/{finished} = {rate:.1%} is not above {verify.min_startup_success:.0%}",

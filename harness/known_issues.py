@@ -8,8 +8,8 @@ any catalogued issue can be a run's diagnosis.
 
 A signature seen only from outside (a gateway's 503 page is what Cloud Run serves for *any* backend
 that is not up) is a hypothesis: an issue's `confirmation` names those signatures, what the
-platform's own record must show to confirm it (startups dying in a phase, with an exit code), and
-how to read that record. `harness.report.cause` weighs it.
+platform's own record must show to confirm it (startups dying in a phase, with an exit code, in a
+manner), and how to read that record. `harness.report.cause` weighs it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.evidence import Channel, Observation, Target
+from harness.startup.kinds import Manner
 from harness.taxonomy import Category
 from harness.text import known_issue_mark
 
@@ -78,7 +79,9 @@ class Signature(BaseModel):
 
 class Confirmation(BaseModel):
     """What confirms an issue seen from outside: startups in the backend's own record that died in
-    `failed_phase` (with `exit_code`, when the record has one)."""
+    `failed_phase` (with `exit_code`, when the record has one) and in `manner` (harness.startup.kinds:
+    e.g. `timeout`, the phase ran out its time). The phase and the exit code alone would confirm any
+    death in that phase: a refused password dies in the database phase with exit 3 too, at once."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -86,6 +89,7 @@ class Confirmation(BaseModel):
     outside: str  # those signatures in words, for a headline ("the gateway's 503 page on /health")
     failed_phase: str
     exit_code: int | None = None
+    manner: Manner | None = None  # None: any manner (the phase and exit code decide)
     how: str  # how to read the record, for a person who must confirm it
 
 

@@ -17,10 +17,11 @@ class ReadmeTable:
     name: str  # the markers' word ("categories")
     module: str  # the module that writes it ("harness.taxonomy")
     render: Callable[[], str]  # the table, as Markdown
+    documents: tuple[str, ...] = ("README.md",)  # where it stands
 
     @property
     def command(self) -> str:
-        return f"python -m {self.module} --write README.md"
+        return f"python -m {self.module} --write {' '.join(self.documents)}"
 
     @property
     def markers(self) -> tuple[str, str]:
@@ -43,11 +44,15 @@ class ReadmeTable:
         )
         action = parser.add_mutually_exclusive_group()
         action.add_argument("--markdown", action="store_true", help="print the README's table")
-        action.add_argument("--write", metavar="FILE", type=Path, help="regenerate the table in FILE")
+        action.add_argument(
+            "--write", metavar="FILE", type=Path, nargs="+", help="regenerate the table in each FILE"
+        )
         args = parser.parse_args(list(argv))
+        for document in args.write or ():
+            document.write_text(self.applied(document.read_text(encoding="utf-8")), encoding="utf-8")
         if args.write:
-            args.write.write_text(self.applied(args.write.read_text(encoding="utf-8")), encoding="utf-8")
-        elif args.markdown or help_text is None:
+            return 0
+        if args.markdown or help_text is None:
             print(self.render())
         else:
             print(help_text())

@@ -4,7 +4,9 @@ Secrets are registered by value (the bypass key from the environment, every toke
 receives) and also recognised by shape, so a secret we never registered is still masked: JWTs,
 `Bearer …`, `jwt.<token>` subprotocols, Google OAuth access and refresh tokens (`ya29.…`, `1//…`, which
 gcloud may print), a password in a URL (`postgres://user:pw@host`), and `token=…`/`password: …`
-pairs in foreign text (a log line, a tool's error).
+pairs in foreign text (a log line, a tool's error). A pair whose value another redactor already masked
+(the backend's own `password=REDACTED failed for user "x"`) is left in its words: nothing is left to hide,
+and a reader matches on them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _GOOGLE_TOKEN = re.compile(r"\bya29\.[A-Za-z0-9._~+/=-]+|\b1//[A-Za-z0-9._~+/=-]
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 _SECRET_PAIR = re.compile(
     r"(?i)\b(access_token|refresh_token|id_token|token|password|passwd|secret|api_key)"
-    r"(\"?\s*[=:]\s*\"?)(?!\*\*\*REDACTED)[^\s\"',;]+"
+    r"(\"?\s*[=:]\s*\"?)(?!\*\*\*REDACTED|REDACTED\b)[^\s\"',;]+"
 )
 SENSITIVE_HEADERS = frozenset(
     {

@@ -82,8 +82,8 @@ def tracked_cause(
             issue_id, f"known issue {issue_id}", issue_id, strength, issue.tracker if issue else None
         )
     if cause is not None and cause.status == "ruled_out":
-        if cause.instead == "bad_deploy":
-            return TrackedCause("product_defect:bad_deploy", f"a bad deploy (not {cause.known_issue})")
+        if cause.instead == "startup" and cause.kind is not None:  # how the startups died, named
+            return TrackedCause(f"startup:{cause.kind.id}", f"{cause.kind.title} (not {cause.known_issue})")
         return TrackedCause(
             "infrastructure:gateway", f"the load balancer / ingress (not {cause.known_issue})"
         )

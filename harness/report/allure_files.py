@@ -119,8 +119,9 @@ def has_results(results_dir: Path) -> bool:
 
 
 def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
-    """The run's verdict (its body) as the report's first entries: the diagnosis (headline), its cause,
-    who must act, the outcome and the coverage, redacted."""
+    """The run's verdict (its body) as the report's first entries: the diagnosis (headline), its cause
+    (and the startups' kind of death, when the record showed one), who must act, the outcome and the
+    coverage, redacted."""
     counts = verdict.get("counts") or {}
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
     streak = verdict.get("streak") or {}
@@ -129,6 +130,7 @@ def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
         "diagnosis": str(verdict["headline"]),
         **({"nights": str(streak["text"])} if streak else {}),
         "cause": _cause(verdict.get("cause")),
+        **_kind(verdict.get("cause")),
         "owner": str(verdict["owner"]),
         "outcome": f"{str(verdict['outcome']).upper()} (exit {verdict['exit_status']}): {tally}",
         **_coverage(verdict.get("coverage") or []),
@@ -142,6 +144,17 @@ def _cause(cause: Mapping[str, Any] | None) -> str:
         return "none assessed"
     status = str(cause["status"]).replace("_", " ")
     return f"{cause['known_issue']} {status}: {cause.get('evidence') or 'no evidence given'}"
+
+
+def _kind(cause: Mapping[str, Any] | None) -> dict[str, str]:
+    """The startups' kind of death, when the record showed them dying: its title, the line it quotes
+    (an unrecognised one: the record's own lines) and the next step, as one entry (the first page shows 8)."""
+    kind = (cause or {}).get("kind")
+    if not kind:
+        return {}
+    said = f': "{kind["quoted"]}"' if kind.get("quoted") else ""
+    lines = "".join(f' | "{line}"' for line in (kind.get("lines") or [])[:3])
+    return {"startup failure": f"{kind['title']} ({kind['id']}){said}{lines}; next: {kind['next_step']}"}
 
 
 def _coverage(coverage: Sequence[Mapping[str, Any]]) -> dict[str, str]:

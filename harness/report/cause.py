@@ -1,16 +1,20 @@
 """The run's cause, stated at the strength its evidence supports.
 
 A known issue's signature seen only from outside is a hypothesis: a gateway's 503 page is what Cloud
-Run serves for *any* backend that is not up (a database phase timing out, a bad deploy crash-looping
-on an ImportError, a missing secret, a load balancer failing while every instance is fine). The
-platform's own record (the backend's startups, `harness.startup.sources`) confirms it or rules it
-out; without that record the cause stays unconfirmed, and says what would settle it.
+Run serves for *any* backend that is not up (a database phase timing out, a database refusing the
+service's password, a bad deploy crash-looping on an ImportError, an instance killed for memory, a load
+balancer failing while every instance is fine). The platform's own record (the backend's startups,
+`harness.startup.sources`) confirms it or rules it out, by the *manner* of the startups' deaths, not by
+their phase and exit code alone: a refused password dies in the database phase with exit 3 too, in a
+tenth of a second, where #1278 runs out the phase's time. The record's kind of death
+(`harness.startup.kinds`) then says what happened instead, who acts and what they do first; without
+the record the cause stays unconfirmed, and says what would settle it.
 
 | status        | when                                                                                   |
 |---------------|----------------------------------------------------------------------------------------|
-| `confirmed`   | startups in the window died in the issue's phase (and exit code); or the failures carry the issue's own words (a signature that needs no record: the service's JSON, the record itself) |
-| `ruled_out`   | the record shows something else: startups dying in another phase (a bad deploy: the product or its configuration), or startups succeeding while the gateway answers 503 (the load balancer / ingress) |
-| `unconfirmed` | the record could not be read, or holds no finished startup in the window              |
+| `confirmed`   | startups in the window died in the issue's phase, with its exit code, in its manner (#1278: the database phase ran out its time); or the failures carry the issue's own words (a signature that needs no record: the service's JSON, the record itself) |
+| `ruled_out`   | the record shows something else: startups dying in another phase or another manner (their kind, or UNRECOGNISED with their own lines), or startups succeeding while the gateway answers 503 (the load balancer / ingress) |
+| `unconfirmed` | the record could not be read, holds no finished startup in the window, or does not show how its startups died in the issue's phase (no timeout printed, no words saying timeout) |
 
 The record is read once, only when a failure needs it (`weigh` calls `read` lazily), bounded in time.
 """
@@ -24,13 +28,16 @@ from typing import Any, Literal, Protocol
 
 from harness import known_issues
 from harness.known_issues import Confirmation, KnownIssue
+from harness.startup import kinds
+from harness.startup.kinds import Identified, Named
 from harness.startup.records import StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.text import first_line
 
 Status = Literal["confirmed", "unconfirmed", "ruled_out"]
-# What the record showed when it ruled the issue out: who must act instead.
-Instead = Literal["bad_deploy", "gateway"]
+# What the record showed when it ruled the issue out: startups dying otherwise (their kind says who
+# acts), or startups succeeding while the gateway answered 503 (the load balancer / ingress).
+Instead = Literal["startup", "gateway"]
 
 
 class Failure(Protocol):
@@ -49,7 +56,9 @@ class Cause:
     """A known issue, how strongly the evidence supports it, and that evidence in one line.
 
     `detail` is what the evidence says in a few words (the record's figures, or the failure's), for a
-    headline; `instead`, when the record rules the issue out, says who must act instead."""
+    headline; `manner` how the startups died, against the issue's manner ("the database answered at
+    once, not issue-1278's timeout"); `instead`, when the record rules the issue out, what it showed;
+    `kind` the startups' kind of death (its title, who acts, the next step, the line it quotes)."""
 
     known_issue: str
     status: Status
@@ -57,9 +66,16 @@ class Cause:
     detail: str = ""
     instead: Instead | None = None
     by: str = "the startup record"  # what confirmed or ruled it out
+    kind: Named | None = None
+    manner: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"known_issue": self.known_issue, "status": self.status, "evidence": self.evidence}
+        return {
+            "known_issue": self.known_issue,
+            "status": self.status,
+            "evidence": self.evidence,
+            "kind": self.kind.to_dict() if self.kind else None,
+        }
 
 
 def weigh(tests: Sequence[Failure], read: Callable[[], StartupWindow]) -> Cause | None:
@@ -94,21 +110,44 @@ def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWi
             f"{seen}; not confirmed: {_first_clause(why)}; to confirm, {confirmation.how}",
         )
     records = list(window.tally.records)
-    failed = [r for r in records if r.outcome == "failed"]
-    dying = [r for r in failed if _dies_as(r, confirmation)]
-    if dying:
-        detail = _dying_in(dying, records)
-        return Cause(issue.id, "confirmed", f"the startup record confirms it: {detail}", detail)
-    if failed:
-        detail = _dying_in(failed, records)
+    deaths = [kinds.identify(r) for r in records if r.outcome == "failed"]
+    confirming = [d for d in deaths if _dies_as(d, confirmation)]
+    if confirming:
+        chosen = kinds.most_common(confirming)
+        detail = _dying_in(chosen, records)
+        kind = kinds.named(chosen[0])
+        return Cause(
+            issue.id,
+            "confirmed",
+            f"the startup record confirms it: {kind.title}: {detail}{_quote(kind)}",
+            detail,
+            kind=kind,
+            manner=chosen[0].manner_words(),
+        )
+    otherwise = [d for d in deaths if _contradicts(d, confirmation)]
+    if otherwise:
+        chosen = kinds.most_common(otherwise)
+        detail = _dying_in(chosen, records)
+        kind = kinds.named(chosen[0])
+        manner = f"{_manner(chosen)}, not {_issues_manner(issue, confirmation, chosen[0])}"
+        said = f"{kind.title}{_quote(kind)}" if kind.recognised else f"UNRECOGNISED: {_lines(kind)}"
         return Cause(
             issue.id,
             "ruled_out",
-            f"the startup record rules it out: {detail}: a bad deploy (the product or its configuration), "
-            f"not {issue.id}",
+            f"the startup record rules it out: {detail}: {manner}; {said}; who acts: {kind.who_acts}; "
+            f"next: {kind.next_step}",
             detail,
-            "bad_deploy",
+            "startup",
+            kind=kind,
+            manner=manner,
         )
+    if deaths:  # died in the issue's phase, the record not showing how
+        detail = (
+            f"{seen}; not confirmed: {_dying_in(deaths, records)}, but the record shows neither the phase's "
+            "timeout nor words saying timeout; to confirm, read a record that holds the phase's first lines "
+            "(`capacity-aware timeouts: init=...`: the gcloud filter fetches them)"
+        )
+        return Cause(issue.id, "unconfirmed", detail, detail)
     ok = [r for r in records if r.outcome == "ok"]
     if ok:
         db = [r.db_phase_s for r in ok if r.db_phase_s is not None]
@@ -134,9 +173,60 @@ def _first_clause(reason: str) -> str:
     return reason.split(": ", 1)[0]
 
 
-def _dies_as(record: StartupRecord, confirmation: Confirmation) -> bool:
-    wrong_exit = confirmation.exit_code is not None and record.exit_code not in (None, confirmation.exit_code)
-    return record.failed_phase == confirmation.failed_phase and not wrong_exit
+def _wrong_exit(record: StartupRecord, confirmation: Confirmation) -> bool:
+    return confirmation.exit_code is not None and record.exit_code not in (None, confirmation.exit_code)
+
+
+def _dies_as(death: Identified, confirmation: Confirmation) -> bool:
+    """The startup died as the issue does: its phase, its exit code (when the record has one), its manner."""
+    record = death.record
+    return (
+        record.failed_phase == confirmation.failed_phase
+        and not _wrong_exit(record, confirmation)
+        and (confirmation.manner is None or death.manner == confirmation.manner)
+    )
+
+
+def _contradicts(death: Identified, confirmation: Confirmation) -> bool:
+    """The record shows the startup dying otherwise: another phase, another exit code, or another manner
+    it can read (a manner it cannot read contradicts nothing)."""
+    record = death.record
+    return (
+        record.failed_phase != confirmation.failed_phase
+        or _wrong_exit(record, confirmation)
+        or (confirmation.manner is not None and death.manner not in (None, confirmation.manner))
+    )
+
+
+def _manner(deaths: Sequence[Identified]) -> str:
+    """How the commonest of these deaths died, in words."""
+    manners = Counter(d.manner for d in deaths)
+    top = manners.most_common(1)[0][0]
+    return next(d for d in deaths if d.manner == top).manner_words()
+
+
+def _issues_manner(issue: KnownIssue, confirmation: Confirmation, death: Identified) -> str:
+    """The issue's manner as a reader compares it: "issue-1278's timeout", "issue-1278's database timeout"."""
+    phase = "" if death.record.failed_phase == confirmation.failed_phase else f"{confirmation.failed_phase} "
+    return f"{issue.id}'s {phase}{confirmation.manner or 'death'}"
+
+
+def _quote(kind: Named) -> str:
+    return f' ("{kind.quoted}")' if kind.quoted else ""
+
+
+def _lines(kind: Named) -> str:
+    return " | ".join(f'"{line}"' for line in kind.lines[:3]) or "the record shows no line that says why"
+
+
+def seconds(value: float) -> str:
+    """A duration as a person reads it: "0.07", "2.0", "107" (a sub-second one is never "0"; under the
+    record's millisecond, "0.000" as the record prints it)."""
+    if value < 0.001:
+        return "0.000"
+    if value < 1:
+        return f"{value:.2g}"
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def _count(chosen: Sequence[StartupRecord], records: Sequence[StartupRecord]) -> str:
@@ -145,20 +235,28 @@ def _count(chosen: Sequence[StartupRecord], records: Sequence[StartupRecord]) ->
     return f"{len(chosen)} of {len(records)} startups of {of}"
 
 
-def _dying_in(failed: Sequence[StartupRecord], records: Sequence[StartupRecord]) -> str:
-    """E.g. "4 of 6 startups of revision X died in phase database after 75-107 s, exit 3 (<error>)"."""
-    phase = Counter(r.failed_phase or "an unknown phase" for r in failed).most_common(1)[0][0]
-    same = [r for r in failed if (r.failed_phase or "an unknown phase") == phase]
+def _dying_in(deaths: Sequence[Identified], records: Sequence[StartupRecord]) -> str:
+    """E.g. "4 of 6 startups of revision X died in phase database after 75-107 s, exit 3"."""
+    failed = [d.record for d in deaths]
+    phase = Counter(r.failed_phase for r in failed).most_common(1)[0][0]
+    same = [r for r in failed if r.failed_phase == phase]
+    if phase is not None:
+        where = f"in phase {phase}"
+    elif any(r.app_outcome == "completed" for r in same):
+        where = "after the app said it had started"
+    else:
+        where = "in an unknown phase"
     times = [r.db_phase_s for r in same if r.db_phase_s is not None and phase == "database"]
     after = ""
     if times:
-        low, high = min(times), max(times)
-        after = f" after {low:.0f} s" if round(low) == round(high) else f" after {low:.0f}-{high:.0f} s"
+        low, high = seconds(min(times)), seconds(max(times))
+        after = f" after {low} s" if low == high else f" after {low}-{high} s"
     exits = sorted({r.exit_code for r in same if r.exit_code is not None})
-    code = f", exit {'/'.join(str(c) for c in exits)}" if exits else ""
-    error = next((r.error for r in same if r.error), None)
-    said = f" ({error})" if error else ""
-    return f"{_count(same, records)} died in phase {phase}{after}{code}{said}"
+    signals = sorted({r.signal for r in same if r.signal is not None})
+    ended = [f"exit {'/'.join(str(c) for c in exits)}"] if exits else []
+    ended += [f"killed (signal {'/'.join(str(s) for s in signals)})"] if signals and not exits else []
+    code = f", {', '.join(ended)}" if ended else ""
+    return f"{_count(same, records)} died {where}{after}{code}"
 
 
 def _when(window: StartupWindow) -> str:

@@ -9,7 +9,10 @@ infrastructure.
 
 The cause (`harness.report.cause`) weighs a known issue seen only from outside against the platform's own
 record; when the record rules it out, its label is dropped before this diagnosis (the plugin does it),
-and a bad deploy the record shows is the product's (or its configuration's), not the infrastructure's.
+and startups dying of a kind the product (or its configuration) must act on (a bad deploy, a refused
+password, a missing Cloud SQL socket; `harness.startup.kinds`) are the product's, not the
+infrastructure's. A kind the infrastructure acts on, or an UNRECOGNISED one, leaves the outside view
+(infrastructure) as it is: the headline and the owner say which.
 
 Order:
 1. `known_issue`: a catalogued issue labels failures (or a passed reproduction) and every failure is
@@ -78,9 +81,13 @@ def diagnose(tests: Sequence[Result], cause: Cause | None = None) -> Diagnosis:
         diagnosis.kind == "infrastructure"
         and cause
         and cause.status == "ruled_out"
-        and cause.instead == "bad_deploy"
+        and cause.instead == "startup"
+        and cause.kind is not None
+        and cause.kind.blame == "product"
     ):
-        return Diagnosis("product_defect")  # the record shows the backend's own startup failing
+        # The record shows the backend's startups dying of the product's (or its configuration's)
+        # doing: a bad deploy, a refused password, a missing Cloud SQL socket, an empty database...
+        return Diagnosis("product_defect")
     return diagnosis
 
 

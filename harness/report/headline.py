@@ -119,11 +119,14 @@ def _headline(
         blame = issue.headline if issue else "a catalogued issue explains every failure"
         if cause and cause.known_issue == diagnosis.known_issue and cause.status == "unconfirmed":
             return f"KNOWN ISSUE {diagnosis.known_issue}, unconfirmed: {cause.detail}"
+        if cause and cause.known_issue == diagnosis.known_issue and cause.kind is not None:
+            said = f'{cause.detail}; "{cause.kind.quoted}"' if cause.kind.quoted else cause.detail
+            return f"KNOWN ISSUE {diagnosis.known_issue}, confirmed by {cause.by}: {cause.kind.title} ({said}): {blame}"
         if cause and cause.known_issue == diagnosis.known_issue:
             return f"KNOWN ISSUE {diagnosis.known_issue}, confirmed by {cause.by} ({cause.detail}): {blame}"
         return f"KNOWN ISSUE {diagnosis.known_issue}: {blame}"
     if cause and cause.status == "ruled_out" and diagnosis.kind in ("product_defect", "infrastructure"):
-        return _ruled_out(cause)
+        return _ruled_out(cause, diagnosis)
     if diagnosis.kind == "product_defect":
         categories = sorted({t.category for t in failures if t.category and Category(t.category).is_product})
         return (
@@ -140,12 +143,23 @@ def _headline(
     return _healthy(coverage)
 
 
-def _ruled_out(cause: Cause) -> str:
-    """The record ruled the known issue out: who must act instead, in the record's words."""
-    if cause.instead == "bad_deploy":
+def _ruled_out(cause: Cause, diagnosis: Diagnosis) -> str:
+    """The record ruled the known issue out: what killed the startups instead (their kind's title, the
+    line it quotes), who must act and their next step; a kind no row knows is said as UNRECOGNISED
+    with the record's own lines, and blames nobody."""
+    kind = cause.kind
+    if cause.instead == "startup" and kind is not None and not kind.recognised:
+        lines = " | ".join(f'"{line}"' for line in kind.lines[:3]) or "no line says why"
         return (
-            f"PRODUCT DEFECT (a bad deploy, not {cause.known_issue}): {cause.detail}; Cloud Run serves its "
-            "503 page for any backend that is not up: the product or its configuration must act"
+            f"UNRECOGNISED STARTUP FAILURE (not {cause.known_issue}): {cause.detail}: {cause.manner}; "
+            f"the record's lines: {lines}; who acts: {kind.who_acts}"
+        )
+    if cause.instead == "startup" and kind is not None:
+        lead = "PRODUCT DEFECT" if diagnosis.kind == "product_defect" else "INFRASTRUCTURE"
+        quoted = f' "{kind.quoted}";' if kind.quoted else ""
+        return (
+            f"{lead} ({kind.title}, not {cause.known_issue}): {cause.detail}: {cause.manner};{quoted} "
+            f"{kind.who_acts} must act: {kind.next_step}"
         )
     return f"INFRASTRUCTURE (the load balancer / ingress, not {cause.known_issue}): {cause.detail}"
 
@@ -223,8 +237,8 @@ def _owner(outcome: str, diagnosis: Diagnosis | None, cause: Cause | None) -> st
         return f"{issue.blame if issue else 'unknown'} {text.known_issue_mark(diagnosis.known_issue)}"
     if diagnosis.kind == "healthy" and outcome != "passed":
         return "the run's operator (nothing failed; the run is not complete)"
-    if cause and cause.status == "ruled_out" and cause.instead == "bad_deploy":
-        return "product (a bad deploy: the code or its configuration)"  # the startup record shows it
+    if cause and cause.status == "ruled_out" and cause.instead == "startup" and cause.kind is not None:
+        return f"{cause.kind.who_acts}: {cause.kind.title}"  # the startups' kind of death says who
     return _OWNER_BY_DIAGNOSIS[diagnosis.kind]
 
 
@@ -245,6 +259,8 @@ def _label(headline: str, diagnosis: Diagnosis | None, cause: Cause | None, judg
     if cause is not None:
         subject = "" if cause.known_issue == issue else f"{cause.known_issue} "
         parts.append(f"({subject}{cause.status.replace('_', ' ')})")
+        if cause.kind is not None and cause.status == "ruled_out":
+            parts.append(cause.kind.id)  # what the record showed instead
     if judged_the_replica:
         parts.append("(local replica)")
     return " ".join(parts)

@@ -1,7 +1,9 @@
 """`python -m harness.report.job_summary reports/verdict.json`: the verdict as a CI job summary (Markdown).
 
 The same words as the terminal's box and Allure's first page, read from the verdict's body and
-deciding nothing: the headline, who must act, the cause and its strength, the coverage with a note on
+deciding nothing: the headline, who must act, the cause and its strength (and, when the startup record
+showed them dying, the startups' kind of death: its title, the line it quotes, the next step), the
+coverage with a note on
 every row that is not verified, then one row per cause (its count, the evidence's key fact, the known
 issue linked). Known-issue failures are listed apart from new ones: a night that only shows #1278 again
 needs no one's attention beyond its ticket; a new cause does. A verify-fix run shows its gates table; a
@@ -34,7 +36,19 @@ def _cause_line(cause: dict[str, Any] | None) -> list[str]:
     if not cause:
         return []
     issue = _issue(cause.get("known_issue"), cause.get("link"))
-    return ["", f"Cause: **{cause['status'].replace('_', ' ')}** {issue}: {_cell(cause['evidence'])}"]
+    lines = ["", f"Cause: **{cause['status'].replace('_', ' ')}** {issue}: {_cell(cause['evidence'])}"]
+    return lines + _kind_lines(cause.get("kind"))
+
+
+def _kind_lines(kind: dict[str, Any] | None) -> list[str]:
+    """How the startups died, as the body names it: the kind's title, the line it quotes (or, for an
+    unrecognised one, the record's own lines), who acts and the next step."""
+    if not kind:
+        return []
+    quoted = f": `{_cell(kind['quoted'])}`" if kind.get("quoted") else ""
+    lines = ["", f"Startups died of: **{_cell(kind['title'])}** (`{kind['id']}`){quoted}"]
+    lines += [f"- `{_cell(line)}`" for line in (kind.get("lines") or [])[:5]]
+    return [*lines, "", f"Next step, for {_cell(kind['who_acts'])}: {_cell(kind['next_step'])}"]
 
 
 def _streak_lines(streak: dict[str, Any] | None) -> list[str]:

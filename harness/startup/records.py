@@ -15,12 +15,28 @@ are skipped and counted, never raised.
 Decisions (each one is tested):
 
 * **Outcome.** `failed` when the startup sequence logged `STARTUP SEQUENCE FAILED` or the server logged
-  `Application startup failed` (the server never served, whatever was logged before). Otherwise `ok`
-  when `STARTUP SEQUENCE COMPLETED SUCCESSFULLY` was logged: an exit *after* that line is a crash of a
-  started service, not a failed startup; it is kept (`exit_code`, `exit_after_startup=True`) and shown in
-  the record's line, and the outcome stays `ok`. Otherwise `failed` on a non-zero exit (Cloud Run's
-  `Container called exit(N).`, else the web server's `Worker (pid:N) exited with code N`). Otherwise
-  `incomplete` (still starting at the window's end, killed by the startup probe, or lines missing).
+  `Application startup failed` (the server never served, whatever was logged before). `failed` too when
+  Cloud Run ended the startup in its own words: its startup probe failed (`... probe failed ... The
+  instance was not started.`, `failed to start and listen on the port defined provided by the PORT=...`),
+  even after the app logged `COMPLETED SUCCESSFULLY` (it listened elsewhere, or too late: it never
+  served), or it killed the instance for memory (`Memory limit of N MiB exceeded with M MiB used.`)
+  before the app said it had started. Otherwise `ok` when `STARTUP SEQUENCE COMPLETED SUCCESSFULLY`
+  was logged: an exit *after* that line is a crash of a started service, not a failed startup; it is
+  kept (`exit_code`, `exit_after_startup=True`) and shown in the record's line, and the outcome stays
+  `ok`. Otherwise `failed` on a non-zero exit (Cloud Run's `Container called exit(N).`, else the web
+  server's `Worker (pid:N) exited with code N`). Otherwise `incomplete` (still starting at the window's
+  end, killed by a signal the record gives no reason for, or lines missing).
+* **The line that says why** (`reason`, with every such line in `reason_lines`). The real build fails
+  its database phase with the same generic words whatever went wrong (`Database schema validation
+  failed - schema inconsistent`); the line that says why comes just before it: the connection's own
+  error (`Database connection error after 0.024s (attempt 1/3): password=REDACTED failed for user
+  "..."`, `... [Errno 2] No such file or directory`), its timeout (`Database connection timeout after
+  10.004s`), the missing tables (`Missing critical database tables: {...}`). `_WHY` lists those
+  phrases, most specific first; `reason` is the best one logged in the failed phase before its phase
+  error, else Cloud Run's line that ended the startup (memory, then the port, then the probe). Lines
+  are kept redacted and bounded (`_MAX_REASON_CHARS`, at most `_MAX_REASON_LINES`).
+* **The database timeout the record prints** (`db_timeout_s`): `capacity-aware timeouts: init=95.0s`,
+  so that a reader can tell a phase that ran out its time from one that died at once.
 * **One startup per segment.** An instance's entries, in time order, form one startup; a further
   `SEQUENCE INITIATED` starts a new one once the current one has its own `SEQUENCE INITIATED` or an
   outcome (a container restarted in the same instance). An entry without a revision name joins its
@@ -43,11 +59,16 @@ from harness.redact import redact_line
 
 StartupOutcome = Literal["ok", "failed", "incomplete"]
 DbPhaseSource = Literal["completed", "breakdown", "partial_timings", "phase_failed_after"]
+AppOutcome = Literal["completed", "failed"]
+# Cloud Run's own lines about a startup (its system log), by what they say.
+PlatformLine = Literal["memory_exceeded", "probe_failed", "port_not_listening", "signal"]
 
 DUPLICATE_WINDOW_S = 5.0
 """The same text on the same instance within this many seconds is one line logged several times."""
 
 _MAX_EVIDENCE_CHARS = 200
+_MAX_REASON_CHARS = 300
+_MAX_REASON_LINES = 10
 
 # --------------------------------------------------------------------------------------------------
 # Phrases, matched case-sensitively on each line of an entry's text, anywhere in the line.
@@ -75,6 +96,29 @@ _FAILED_AT = re.compile(r"Failed at Phase:\s*([A-Za-z_]+)")
 _TRANSITION = re.compile(r"PHASE TRANSITION\s*(?:->|\u2192|\[U\+2192\])\s*([A-Z_]+)")
 _CONTAINER_EXIT = re.compile(r"Container called exit\((-?\d+)\)")
 _WORKER_EXIT = re.compile(r"Worker \(pid:\s*\d+\) exited with code (-?\d+)")
+_DB_TIMEOUT = re.compile(rf"capacity-aware timeouts:\s*init\s*=\s*{_NUM}\s*s")
+# The lines that say why the database phase failed, most specific first: the real build's generic
+# phase error comes after them (docs/startup-record.md, "How the database phase dies").
+_WHY: tuple[re.Pattern[str], ...] = (
+    re.compile(r"Missing critical database tables"),  # migrations never ran
+    re.compile(r"Database connection (?:error|timeout) after"),  # the connection's own words and reason
+    re.compile(r"Database connectivity check failed"),  # the schema validator's, the same reason
+    re.compile(r"Database initialization attempt \d+ failed"),  # `... attempt 1 failed (timeout):`
+    re.compile(r"Circuit breaker: Database failures reached threshold"),
+)
+# Cloud Run's own lines (its system log, `textPayload`), matched loosely: the probe's wording is known
+# from memory of real logs (docs/startup-record.md), the memory line as a public runbook quotes it.
+_MEMORY = re.compile(r"Memory limit of \d+\s*\w+ exceeded|container ran out of memory")
+_PROBE_FAILED = re.compile(r"STARTUP \w+ probe failed|[Ss]tartup probe failed")
+_PORT_NOT_LISTENING = re.compile(r"failed to start and listen on the port")
+_SIGNAL = re.compile(r"Container terminated on signal (\d+)")
+# Cloud Run's lines as reasons, the most telling first.
+_PLATFORM_WHY: tuple[tuple[PlatformLine, re.Pattern[str]], ...] = (
+    ("memory_exceeded", _MEMORY),
+    ("port_not_listening", _PORT_NOT_LISTENING),
+    ("probe_failed", _PROBE_FAILED),
+)
+_MARKERS = re.compile(r"^(?:\[U\+[0-9A-F]+\]|FAIL:|PASS:|[^\w\[])+")
 
 # The same phrases for Cloud Logging (RE2, case-sensitive, unanchored; `[(]` avoids escaping a
 # backslash inside the filter's quoted string). Every line that decides a record matches it (a test
@@ -92,6 +136,19 @@ LOG_TEXT_REGEX = "|".join(
         "Application startup failed",
         "Container called exit[(]",
         "exited with code",
+        # the database phase's timeout, and the lines that say why it failed
+        "capacity-aware timeouts",
+        "Missing critical database tables",
+        "Database connection (error|timeout) after",
+        "Database connectivity check failed",
+        "Database initialization attempt [0-9]+ failed",
+        "Circuit breaker: Database failures reached threshold",
+        # Cloud Run's own lines: the memory limit, the startup probe, the port, a kill
+        "Memory limit of [0-9]+",
+        "container ran out of memory",
+        "[Ss]tartup probe failed|STARTUP [A-Z]+ probe failed",
+        "failed to start and listen on the port",
+        "Container terminated on signal",
     ]
 )
 
@@ -120,7 +177,8 @@ class StartupRecord:
     db_phase_s: float | None
     outcome: StartupOutcome
     failed_phase: str | None
-    """Lower-case phase name from `Failed at Phase: X`, else from `PHASE FAILED: X`."""
+    """Lower-case phase name from `Failed at Phase: X`, else from `PHASE FAILED: X`; for a startup Cloud
+    Run ended before the app said how it ended (memory, the startup probe), the phase it was in."""
     exit_code: int | None
     """From `Container called exit(N).`, else from the web server's `Worker ... exited with code N`."""
     error: str | None = None
@@ -138,6 +196,20 @@ class StartupRecord:
     entries: int = 0
     evidence: tuple[str, ...] = ()
     """The decisive lines, time-stamped, scrubbed of credentials, shortened."""
+    reason: str | None = None
+    """The line that says why: the most specific one the failed phase logged before its (generic)
+    phase error, else Cloud Run's line that ended the startup; redacted, without its markers."""
+    reason_lines: tuple[str, ...] = ()
+    """Every line that says how this startup died, in order: the failed phase's specific lines, its
+    phase error, Cloud Run's lines (redacted, bounded). A reader looks for a kind's words here."""
+    db_timeout_s: float | None = None
+    """The database phase's timeout as the record prints it (`capacity-aware timeouts: init=95.0s`)."""
+    app_outcome: AppOutcome | None = None
+    """What the app itself said: `completed` (`COMPLETED SUCCESSFULLY`), `failed`, or nothing."""
+    platform: tuple[PlatformLine, ...] = ()
+    """Cloud Run's own lines about this startup, by what they say (in the order first seen)."""
+    signal: int | None = None
+    """N from Cloud Run's `Container terminated on signal N.`"""
 
     def summary_line(self) -> str:
         """One line for a person: when, which instance, what happened, the database phase."""
@@ -146,8 +218,11 @@ class StartupRecord:
         where = f"{instance} {self.revision}" if self.revision else instance
         parts: list[str] = [self.outcome]
         if self.outcome == "failed":
-            said = f" ({self.error})" if self.error else ""
+            words = [w for w in (self.error, self.reason and f"why: {self.reason}") if w]
+            said = f" ({'; '.join(words)})" if words else ""
             parts = [f"failed at {self.failed_phase or 'an unknown phase'}{said}"]
+            if self.failed_phase is None and self.app_outcome == "completed":
+                parts = [f"failed after the app said it had started ({self.reason})"]
         elif self.outcome == "incomplete":
             parts = [f"incomplete (last phase {self.last_phase or 'unknown'})"]
         if self.db_phase_s is not None:
@@ -157,6 +232,8 @@ class StartupRecord:
                 f"exit {self.exit_code}"
                 + (" after startup (not a startup failure)" if self.exit_after_startup else "")
             )
+        if self.signal is not None:
+            parts.append(f"killed (signal {self.signal})")
         return f"{when} {where}: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +254,12 @@ class StartupRecord:
             "last_entry_at": iso(self.last_entry_at),
             "entries": self.entries,
             "evidence": list(self.evidence),
+            "reason": self.reason,
+            "reason_lines": list(self.reason_lines),
+            "db_timeout_s": self.db_timeout_s,
+            "app_outcome": self.app_outcome,
+            "platform": list(self.platform),
+            "signal": self.signal,
         }
 
 
@@ -249,6 +332,20 @@ def _words(error: str) -> str:
     return error.strip().rstrip(":").strip()
 
 
+def _quoted(text: str) -> str:
+    """A line as a person quotes it: redacted, bounded, without the build's markers (` FAIL: `, `❌`)."""
+    return redact_line(_MARKERS.sub("", text.strip()), _MAX_REASON_CHARS)
+
+
+@dataclass(frozen=True)
+class _Why:
+    """A line that says why, where it was logged."""
+
+    rank: int  # its place in `_WHY` (lower: more specific)
+    phase: str | None  # the phase the sequence was in
+    text: str  # quoted
+
+
 @dataclass
 class _Segment:
     lines: list[_Line] = field(default_factory=list)
@@ -267,6 +364,11 @@ class _Segment:
     last_phase: str | None = None
     relevant: bool = False
     evidence: list[str] = field(default_factory=list)
+    db_timeout: float | None = None
+    whys: list[_Why] = field(default_factory=list)  # the failing phase's lines that say why
+    phase_failed_text: str | None = None  # the first `PHASE FAILED` line, quoted
+    platform: dict[PlatformLine, tuple[datetime, str]] = field(default_factory=dict)  # first of each
+    signal: int | None = None
 
     @property
     def has_start_or_outcome(self) -> bool:
@@ -275,7 +377,16 @@ class _Segment:
             or self.success_at is not None
             or self.startup_failed
             or bool(self.exits)
+            or self.signal is not None
         )
+
+    def _why(self, text: str) -> None:
+        """Keep `text` if it says why a phase fails (before the phase's own error is logged)."""
+        rank = next((i for i, pattern in enumerate(_WHY) if pattern.search(text)), None)
+        if rank is not None and self.phase_failed_text is None and len(self.whys) < _MAX_REASON_LINES:
+            quoted = _quoted(text)
+            if all(w.text != quoted for w in self.whys):
+                self.whys.append(_Why(rank, self.last_phase, quoted))
 
     def note(self, line: _Line, text: str) -> None:
         self.relevant = True
@@ -306,7 +417,22 @@ class _Segment:
                 elif m.group(3) is None and self.partial_db is None:  # no share: PARTIAL PHASE TIMINGS
                     self.partial_db = float(m.group(2))
                 self.note(line, text)
+            if m := _DB_TIMEOUT.search(text):
+                self.db_timeout = self.db_timeout or float(m.group(1))
+                self.note(line, text)
+            if any(pattern.search(text) for pattern in _WHY):
+                self._why(text)
+                self.note(line, text)
+            for name, pattern in _PLATFORM_WHY:
+                if pattern.search(text) and name not in self.platform:
+                    self.platform[name] = (line.at, _quoted(text))
+                    self.note(line, text)
+            if m := _SIGNAL.search(text):
+                self.signal = self.signal if self.signal is not None else int(m.group(1))
+                self.platform.setdefault("signal", (line.at, _quoted(text)))
+                self.note(line, text)
             if m := _PHASE_FAILED.search(text):
+                self.phase_failed_text = self.phase_failed_text or _quoted(text)
                 self.phase_failed = self.phase_failed or m.group(1).lower()
                 said = _PHASE_ERROR.search(text)
                 if said and _words(said.group(1)) and self.phase_error is None:
@@ -337,14 +463,34 @@ class _Segment:
         named = [e for e in (self.summary_error, self.phase_error) if e and _TYPED_ERROR.match(e)]
         return next(iter(named), self.phase_error or self.summary_error)
 
+    def _platform_ended(self) -> bool:
+        """Cloud Run ended this startup in its own words: its startup probe failed (the instance was
+        never started, whatever the app said), or it killed the instance for memory before the app
+        said it had started."""
+        if "probe_failed" in self.platform or "port_not_listening" in self.platform:
+            return True
+        memory = self.platform.get("memory_exceeded")
+        return memory is not None and (self.success_at is None or memory[0] < self.success_at)
+
+    def _reason(self, failed_phase: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """The line that says why, and every line that says how it died (see the module's docstring)."""
+        mine = [w for w in self.whys if failed_phase is None or w.phase in (None, failed_phase)]
+        platform = [self.platform[name][1] for name, _ in _PLATFORM_WHY if name in self.platform] + (
+            [self.platform["signal"][1]] if "signal" in self.platform else []
+        )
+        best = min(mine, key=lambda w: w.rank).text if mine else (platform[0] if platform else None)
+        lines = [w.text for w in mine] + ([self.phase_failed_text] if self.phase_failed_text else [])
+        return best, tuple(dict.fromkeys(lines + platform))[:_MAX_REASON_LINES]
+
     def record(self) -> StartupRecord:
         first = self.lines[0]
         container = [e for e in self.exits if e[2] == "container"]
         chosen = (container or self.exits)[0] if self.exits else None
         exit_code = chosen[1] if chosen else None
         nonzero_exit = any(code != 0 for _, code, _ in self.exits)
+        platform_ended = self._platform_ended()
         outcome: StartupOutcome
-        if self.startup_failed:
+        if self.startup_failed or platform_ended:
             outcome = "failed"
         elif self.success_at is not None:
             outcome = "ok"
@@ -352,6 +498,14 @@ class _Segment:
             outcome = "failed"
         else:
             outcome = "incomplete"
+        said_failed = self.startup_failed or self.failed_at_phase or self.phase_failed  # a phase's own words
+        app_outcome: AppOutcome | None = (
+            "failed" if said_failed else "completed" if self.success_at is not None else None
+        )
+        failed_phase = self.failed_at_phase or self.phase_failed
+        if failed_phase is None and platform_ended and app_outcome is None:
+            failed_phase = self.last_phase  # where Cloud Run found it
+        reason, reason_lines = self._reason(failed_phase) if outcome != "ok" else (None, ())
         exit_after = self.success_at is not None and chosen is not None and chosen[0] >= self.success_at
         candidates: list[tuple[float | None, DbPhaseSource]] = [
             (self.completed_db, "completed"),
@@ -368,7 +522,7 @@ class _Segment:
             db_phase_s=db,
             db_phase_source=source,
             outcome=outcome,
-            failed_phase=self.failed_at_phase or self.phase_failed,
+            failed_phase=failed_phase,
             last_phase=self.last_phase,
             exit_code=exit_code,
             error=self._error(),
@@ -377,6 +531,12 @@ class _Segment:
             last_entry_at=self.lines[-1].at,
             entries=len(self.lines),
             evidence=tuple(self.evidence),
+            reason=reason,
+            reason_lines=reason_lines,
+            db_timeout_s=self.db_timeout,
+            app_outcome=app_outcome,
+            platform=tuple(self.platform),
+            signal=self.signal,
         )
 
 

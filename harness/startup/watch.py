@@ -31,10 +31,16 @@ class Dying:
     last: StartupRecord
 
     def __str__(self) -> str:
-        phase = self.last.failed_phase or "an unknown phase"
+        last = self.last
+        if last.failed_phase:
+            where = f"in phase {last.failed_phase}"
+        elif last.app_outcome == "completed":  # Cloud Run's probe never reached it: it never served
+            where = "after the app said it had started"
+        else:
+            where = "in a phase the record does not name"
         return (
             f"the startup record shows the backend's startups dying: {self.failed} of {self.of} failed, "
-            f"the last in phase {phase}, none succeeded since"
+            f"the last {where}, none succeeded since"
         )
 
 

@@ -362,12 +362,14 @@ class TestStuckAfterDatabase:
             assert_platform_lines_name_the_instance(startup)
 
     def test_the_suite_records_the_database_phase_completed_and_cache_the_last(self, stuck: Story) -> None:
+        """Failed where Cloud Run's startup probe found it (the app never said how it ended)."""
         entries = [
             e for e in stuck.handle.cloud_logging() if e["labels"]["instanceId"] == stuck.first.instance_id
         ]
         (record,) = parse_entries(entries, service=SERVICE_NAME)
-        assert (record.outcome, record.last_phase, record.db_phase_source) == (
-            "incomplete",
+        assert (record.outcome, record.failed_phase, record.last_phase, record.db_phase_source) == (
+            "failed",
+            "cache",
             "cache",
             "completed",
         )

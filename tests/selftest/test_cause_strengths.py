@@ -88,8 +88,14 @@ def test_1278_is_confirmed_by_startups_dying_in_the_database_phase(
         "issue-1278",
         "known_issue",
     ), run.explain()
-    assert "died in phase database" in cause["evidence"] and "exit 3" in cause["evidence"]
-    assert run.verdict["headline"].startswith("KNOWN ISSUE issue-1278, confirmed by the startup record (")
+    # The suite starts as the first startup's failure reaches the record; Cloud Run's `Container called
+    # exit(3).` follows a tenth of a second later and is not always in the one reading: the manner
+    # decides, not the exit code (which, when read, must be 3).
+    assert "died in phase database after 2.0 s" in cause["evidence"], cause["evidence"]
+    assert "exit " not in cause["evidence"] or ", exit 3" in cause["evidence"]
+    assert run.verdict["headline"].startswith(
+        "KNOWN ISSUE issue-1278, confirmed by the startup record: the database phase ran out its time"
+    )
     _says_the_same(run)
 
 
@@ -103,7 +109,9 @@ def test_a_bad_deploy_behind_the_503_page_rules_1278_out(suite, gcloud_path: str
         None,
     ), run.explain()
     assert "died in phase services" in cause["evidence"] and "ImportError" in cause["evidence"]
-    assert run.verdict["headline"].startswith("PRODUCT DEFECT (a bad deploy, not issue-1278)")
+    assert run.verdict["headline"].startswith(
+        "PRODUCT DEFECT (a startup phase raised an error: a bad deploy, not issue-1278)"
+    )
     assert all(t["known_issue"] is None for t in run.verdict["tests"]), "a ruled-out label must not stay"
     _says_the_same(run)
 

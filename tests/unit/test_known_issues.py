@@ -29,7 +29,7 @@ GFE_503 = (
     "<p>The server encountered a temporary error and could not complete your request.</html>"
 )
 # Outcomes decided beyond the table (harness.operations, tests/e2e_staging): kinds a signature may name.
-FINDING_KINDS = {"ws_accepted_without_valid_token", "ws_wrong_user", "startups_failed_in_database_phase"}
+FINDING_KINDS = {"ws_accepted_without_valid_token", "ws_wrong_user", "startups_failed_by_database_timeout"}
 WS_OBSERVATION = Observation(channel="ws", target="backend", path="/ws", status=101, expected=True)
 LOGS_OBSERVATION = Observation(channel="logs", target="backend", path="startup")
 
@@ -231,8 +231,8 @@ def test_startup_failed_in_the_database_phase_on_auth_is_not_1278() -> None:
 # -- issue-1278: startups failing in the backend's logs ------------------------------------------
 
 
-def test_startups_failed_in_the_database_phase_in_the_logs_is_1278() -> None:
-    outcome = finding(LOGS_OBSERVATION, Category.INFRA_STARTING, "startups_failed_in_database_phase", "3/3")
+def test_startups_failed_by_the_database_timeout_in_the_logs_is_1278() -> None:
+    outcome = finding(LOGS_OBSERVATION, Category.INFRA_STARTING, "startups_failed_by_database_timeout", "3/3")
     assert outcome.known_issue == ISSUE_1278
 
 
@@ -243,7 +243,7 @@ def test_slow_database_phase_in_the_logs_is_not_1278() -> None:
 
 def test_the_logs_kind_on_another_channel_is_not_1278() -> None:
     obs = Observation(channel="http", target="backend", path="/health")
-    outcome = finding(obs, Category.INFRA_STARTING, "startups_failed_in_database_phase", "x")
+    outcome = finding(obs, Category.INFRA_STARTING, "startups_failed_by_database_timeout", "x")
     assert outcome.known_issue is None
 
 

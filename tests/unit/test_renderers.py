@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ import pytest
 
 from harness.nightly.record import NightRecord, TrackedCause
 from harness.report import allure_files, box, job_summary
-from harness.report.cause import Cause
+from harness.report.cause import Cause, weigh
 from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, conclude
+from harness.startup.records import StartupRecord
+from harness.startup.sources import StartupWindow
+from harness.startup.tally import tally
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +74,40 @@ def _night(day: int, outcome: str, flaky: tuple[str, ...] = ()) -> NightRecord:
 
 
 FLAKY = "tests/e2e_staging/test_x.py::t_flaky"
+
+
+T0 = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+
+
+def _recorded(*records: StartupRecord) -> Cause:
+    """The cause of a 503 on /health, weighed against these startups."""
+    window = StartupWindow(
+        "file:x", T0, T0 + timedelta(hours=1), tally=tally(records, since=T0, until=T0 + timedelta(hours=1))
+    )
+    labelled = TestResult(
+        nodeid="x::t",
+        markers=[],
+        status="broken",
+        known_issue="issue-1278",
+        signature="gateway-503-on-backend-health",
+    )
+    cause = weigh([labelled], lambda: window)
+    assert cause is not None
+    return cause
+
+
+def _died(why: str, after_s: float) -> StartupRecord:
+    """A startup of the real build that died in its database phase after `after_s`, `why` before its error."""
+    return StartupRecord(
+        instance="i-1", revision="r-1", started_at=T0 + timedelta(minutes=1), db_phase_s=after_s,
+        outcome="failed", failed_phase="database", exit_code=3, app_outcome="failed", db_timeout_s=95.0,
+        error="Database schema validation failed - schema inconsistent", reason=why, reason_lines=(why,),
+    )  # fmt: skip
+
+
+REFUSED = (
+    'Database connection error after 0.024s (attempt 1/3): password=REDACTED failed for user "netra_staging"'
+)
 BODIES = {
     "healthy": lambda: _body(_test("t_ok", "passed"), _test("t_flaky", "passed", flaky=True), pytest_exit=0),
     "known issue, confirmed": lambda: _body(
@@ -78,6 +116,18 @@ BODIES = {
         cause=Cause("issue-1278", "confirmed", "the record confirms it", "3 of 3 startups died"),
     ),
     "product defect": lambda: _body(_test("t_chat", "failed", "product.golden_path", capability="chat")),
+    "known issue ruled out by a kind": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", message=GATEWAY),
+        cause=_recorded(_died(REFUSED, 0.07)),
+    ),
+    "known issue confirmed by a kind": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", known_issue="issue-1278", message=GATEWAY),
+        cause=_recorded(_died("Database connection timeout after 10.004s (attempt 2/3)", 107.3)),
+    ),
+    "unrecognised startup failure": lambda: _body(
+        _test("t_down", "broken", "infra.gateway", message=GATEWAY),
+        cause=_recorded(_died("PHASE FAILED: DATABASE - SSL handshake failed badly (after 0.05s)", 0.05)),
+    ),
     "verify-fix": lambda: _body(
         _test("t_gate", "passed", gate="health", gate_figures={"measured": "1s", "threshold": "<= 60s"}),
         _test("t_rate", "skipped", gate="startup_success_rate", message="gcloud is not installed"),
@@ -135,6 +185,11 @@ def _with_sentinels(body: dict[str, Any]) -> dict[str, Any]:
         group["reason"], group["title"] = f"SENTINEL-reason-{n}", f"SENTINEL-title-{n}"
     if marked.get("cause"):
         marked["cause"]["evidence"] = "SENTINEL-evidence"
+    kind = (marked.get("cause") or {}).get("kind")
+    if kind:
+        for key in ("title", "who_acts", "next_step", "quoted"):
+            kind[key] = f"SENTINEL-kind-{key}"
+        kind["lines"] = [f"SENTINEL-kind-line-{n}" for n, _ in enumerate(kind["lines"])]
     for n, gate in enumerate((marked.get("slo") or {}).get("gates", [])):
         gate["measured"], gate["detail"] = f"SENTINEL-measured-{n}", f"SENTINEL-detail-{n}"
     if marked.get("streak"):
@@ -164,6 +219,15 @@ def test_a_renderer_says_what_the_body_says_not_what_it_would_have_decided(story
             assert "SENTINEL-streak" in text, f"{where} does not show the body's streak"
         for n in range(len((body.get("streak") or {}).get("flaky", []))):
             assert f"SENTINEL-flaky-{n}" in text, f"{where} does not show a test's flakiness over the nights"
+
+    if (body.get("cause") or {}).get("kind"):  # the kind's words, where a person reads the cause
+        for where in ("job summary", "allure"):
+            for key in ("title", "next_step", "quoted"):
+                assert f"SENTINEL-kind-{key}" in shown[where], f"{where} does not show the kind's {key}"
+            lines = marked["cause"]["kind"]["lines"]
+            assert all(line in shown[where] for line in lines), (
+                f"{where} does not show an unrecognised kind's lines"
+            )
 
 
 def test_the_streak_reads_as_the_nights_went() -> None:

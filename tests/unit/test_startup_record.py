@@ -304,7 +304,7 @@ def test_startup_failing_after_the_database_phase_keeps_its_completed_database_t
 def test_a_failed_phase_names_its_error_in_one_line() -> None:
     record = only(parse_entries(newest_first(failed_startup(INSTANCE_A, T0))))
     assert record.error == "Capacity-aware database initialization failed: connection timed out after 10.0s"
-    assert f"failed at database ({record.error})" in record.summary_line()
+    assert f"failed at database ({record.error}; why: {record.reason})" in record.summary_line()
 
 
 def test_a_phase_failed_without_words_takes_the_summarys_error_line() -> None:
@@ -496,12 +496,21 @@ def test_filter_regex_keeps_every_line_the_parser_reads_and_drops_the_noise() ->
         if any(regex.search(str(v)) for v in (e.get("textPayload"), e.get("jsonPayload", {}).get("message")))
     ]
     full = parse_entries(successful_startup(INSTANCE_A, T0) + failed_startup(INSTANCE_B, T0))
-    assert [facts(r) for r in parse_entries(decisive)] == [facts(r) for r in full]
+
+    def how(r: StartupRecord) -> tuple[object, ...]:  # how it died, as the kinds read it
+        return (*facts(r), r.error, r.reason, r.reason_lines, r.db_timeout_s, r.app_outcome, r.platform)
+
+    assert [how(r) for r in parse_entries(decisive)] == [how(r) for r in full]
+    by_instance = {r.instance: r for r in full}
+    assert by_instance[INSTANCE_B].reason == "Database initialization attempt 1 failed (timeout)"
+    assert by_instance[INSTANCE_A].db_timeout_s == 95.0
     for noise in [
         "=" * 80,
         "Total duration: 0.00s",
         HEALTH_ERRORS[0][1],
         "Database initialization attempt 1/5",
+        "Database initialization attempt 1/5 with timeout 95.0s (circuit: CLOSED)",
+        'Default STARTUP TCP probe succeeded after 1 attempt for container "x" on port 8000.',
     ]:
         assert not regex.search(noise), noise
 
@@ -761,6 +770,6 @@ def test_summary_of_parsed_logs_reads_as_evidence() -> None:
         "database phase p95 107.301s, max 107.301s over 2"
     )
     assert summary.lines[1].endswith(
-        f"{INSTANCE_B[:12]}… {REVISION}: failed at database (Capacity-aware database initialization failed: connection timed out after 10.0s), database phase 107.301s (partial_timings), exit 3"
+        f"{INSTANCE_B[:12]}… {REVISION}: failed at database (Capacity-aware database initialization failed: connection timed out after 10.0s; why: Database initialization attempt 1 failed (timeout)), database phase 107.301s (partial_timings), exit 3"
     )
     assert json.loads(json.dumps(summary.to_dict()))["failed"] == 1

@@ -14,7 +14,7 @@ from harness.retry import RetryPolicy, retry_async
 from harness.startup.records import StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.startup.tally import tally
-from harness.startup.watch import StartupWatch, dying
+from harness.startup.watch import Dying, StartupWatch, dying
 from harness.taxonomy import Category
 
 pytestmark = pytest.mark.unit
@@ -101,3 +101,20 @@ def test_a_settled_failure_stops_the_retries_after_its_quick_recheck() -> None:
             )
         )
     assert attempts == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"failed_phase": "database"}, "the last in phase database"),
+        ({"app_outcome": "completed"}, "the last after the app said it had started"),
+        ({}, "the last in a phase the record does not name"),
+    ],
+)
+def test_dying_says_where_the_last_startup_died(fields: dict[str, object], where: str) -> None:
+    """A startup Cloud Run's probe failed after the app said it had started has no failed phase."""
+    values: dict[str, object] = {"failed_phase": None, "exit_code": None} | fields
+    last = StartupRecord(
+        instance="i", revision="r", started_at=None, db_phase_s=None, outcome="failed", **values,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert where in str(Dying(1, 1, last))

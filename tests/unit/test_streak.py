@@ -13,6 +13,7 @@ from harness.nightly.record import NightRecord, TrackedCause
 from harness.nightly.streak import Tonight, streak
 from harness.report.cause import Cause
 from harness.report.diagnosis import Diagnosis
+from harness.startup.kinds import Named
 
 pytestmark = pytest.mark.unit
 
@@ -160,12 +161,22 @@ def test_a_known_issue_past_its_review_date_is_a_new_cause_to_re_triage() -> Non
     )
 
 
+BAD_DEPLOY = Named(
+    "phase-raised",
+    "a startup phase raised an error: a bad deploy",
+    "product",
+    "the service's team",
+    "fix it",
+    None,
+)
+
+
 @pytest.mark.parametrize(
     ("outcome", "diagnosis", "cause", "failures", "key"),
     [
         ("passed", Diagnosis("healthy"), None, [], None),
-        ("failed", Diagnosis("product_defect"), Cause("issue-1278", "ruled_out", "e", instead="bad_deploy"),
-         [F("infra.gateway")], "product_defect:bad_deploy"),
+        ("failed", Diagnosis("product_defect"), Cause("issue-1278", "ruled_out", "e", instead="startup", kind=BAD_DEPLOY),
+         [F("infra.gateway")], "startup:phase-raised"),
         ("failed", Diagnosis("infrastructure"), Cause("issue-1278", "ruled_out", "e", instead="gateway"),
          [F("infra.gateway")], "infrastructure:gateway"),
         ("failed", Diagnosis("product_defect"), None, [F("product.golden_path"), F("product.auth")],
