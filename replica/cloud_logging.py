@@ -354,6 +354,29 @@ def parse_since(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# The platform's own word that an instance's container ended: Cloud Run's exit and kill lines.
+CONTAINER_ENDED = ("Container called exit(", "Container terminated on signal")
+
+
+def ended_containers(entries: list[dict[str, Any]], since: datetime) -> int:
+    """How many instances whose startup began at or after `since` the platform has seen end (its
+    `Container called exit(N).` or `Container terminated on signal N.`): a crash loop's deaths, with the
+    platform's last word on each already in the record."""
+    since_ns = _line_time_ns(since.isoformat()) or 0
+    began: dict[str, int] = {}
+    ended: set[str] = set()
+    for entry in entries:
+        instance = (entry.get("labels") or {}).get("instanceId")
+        text = str(entry.get("textPayload") or (entry.get("jsonPayload") or {}).get("message", ""))
+        if not instance:
+            continue
+        if STARTUP_BEGAN in text:
+            began.setdefault(instance, _line_time_ns(entry.get("timestamp")) or 0)
+        elif any(phrase in text for phrase in CONTAINER_ENDED):
+            ended.add(instance)
+    return sum(1 for instance, at_ns in began.items() if at_ns >= since_ns and instance in ended)
+
+
 def finished_startups(entries: list[dict[str, Any]], since: datetime) -> int:
     """How many startups in `entries` (one per instance) began at or after `since` and ended, ok or
     failed: what the startup gate will count, read from the file as the gate reads it."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from replica import scenarios
-from replica.cloud_logging import finished_startups, read_entries
+from replica.cloud_logging import ended_containers, finished_startups, read_entries
 from replica.handle import ReplicaError, ReplicaHandle
 
 if TYPE_CHECKING:
@@ -169,10 +169,11 @@ FIRST_DEATH_TIMEOUT_S = 20.0
 
 
 def _await_first_death(path: Path, since: datetime) -> None:
-    """A crash-looping backend's first startup has finished (died) and is in its record, or the bound
-    passed: the suite then meets what the nightly meets, a staging down a while."""
+    """A crash-looping backend's first instance has died, the platform's line on it (its exit, or the
+    kill that ended a probe or a memory limit) included in its record, or the bound passed: the suite
+    then meets what the nightly meets, a staging down a while."""
     deadline = time.monotonic() + FIRST_DEATH_TIMEOUT_S
-    while finished_startups(read_entries(path), since) < 1 and time.monotonic() < deadline:
+    while ended_containers(read_entries(path), since) < 1 and time.monotonic() < deadline:
         time.sleep(STARTUP_POLL_S)
 
 

@@ -49,7 +49,11 @@ Start = Callable[..., tuple[StandIn, dict[str, str]]]
 TEXT_REGEX = (
     "STARTUP SEQUENCE (INITIATED|COMPLETED SUCCESSFULLY|FAILED)|PHASE TRANSITION|COMPLETED: *DATABASE *[(]|"
     "DATABASE *: *[0-9]|PHASE FAILED:|Failed at Phase:|FAIL: *Error:|Application startup failed|"
-    "Container called exit[(]|exited with code"
+    "Container called exit[(]|exited with code|capacity-aware timeouts|Missing critical database tables|"
+    "Database connection (error|timeout) after|Database connectivity check failed|"
+    "Database initialization attempt [0-9]+ failed|Circuit breaker: Database failures reached threshold|"
+    "Memory limit of [0-9]+|container ran out of memory|[Ss]tartup probe failed|STARTUP [A-Z]+ probe failed|"
+    "failed to start and listen on the port|Container terminated on signal"
 )
 SINCE = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(minutes=10)

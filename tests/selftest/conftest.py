@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -17,11 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
+from replica.cloud_logging_api import StandIn, isolated_environ, serving, suite_record
 from replica.hostile import AUTH_PREFIX, CONTROL_PREFIX
 from replica.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "tests/e2e_staging"
+# A run of the suite starts from none of the caller's settings, nor the machine's own gcloud setup
+# (CLOUDSDK_*, GOOGLE_*, proxies: `isolated_environ`).
+SUITE_PREFIXES = ("E2E_", "REPLICA_", "PYTEST_")
 # A JWT (header and payload both JSON objects), and a bearer credential that is not the mask.
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 BEARER_UNMASKED = re.compile(r"(?i)\bbearer\s+(?!\*\*\*REDACTED\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
@@ -76,7 +81,7 @@ def suite_command(
     extra_args: list[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of one run of the suite (see `run_suite`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2E_", "REPLICA_", "PYTEST_"))}
+    env = isolated_environ({}, {k: v for k, v in os.environ.items() if not k.startswith(SUITE_PREFIXES)})
     env.update({"E2E_ENV": "local", "REPLICA_SCENARIO": scenario, **(extra_env or {})})
     reports.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -213,3 +218,41 @@ def _wait_until_serving(server: HostileServer, log: Path) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError(f"replica.hostile did not serve within {HOSTILE_START_TIMEOUT_S:g}s")
+
+
+# ---------------------------------------------------------------------------------------------
+# The real gcloud, reading the record of the replica a suite run started through a local stand-in of
+# Cloud Logging's API (replica/cloud_logging_api.py), never the machine's own gcloud configuration.
+
+
+@dataclass
+class RealGcloud:
+    """One stand-in for the session; each suite run gets a fresh gcloud configuration of its own."""
+
+    stand_in: StandIn
+    env: dict[str, str]
+    configs: Path
+
+    def source(self, run: str) -> dict[str, str]:
+        """The settings that make run `run` read its record through the real gcloud (`run` names its
+        fresh CLOUDSDK_CONFIG and HOME: the same name, the same run, shared by the `suite` fixture)."""
+        config, home = self.configs / run / "config", self.configs / run / "home"
+        for directory in (config, home):
+            directory.mkdir(parents=True, exist_ok=True)
+        return self.env | {
+            "CLOUDSDK_CONFIG": str(config),
+            "HOME": str(home),
+            "E2E_STARTUP_EVIDENCE": "gcloud",
+        }
+
+
+@pytest.fixture(scope="session")
+def real_gcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealGcloud]:
+    if shutil.which("gcloud") is None:
+        pytest.skip(
+            "gcloud (the Google Cloud CLI) is not on PATH: these self-tests read the startup record through "
+            "the real gcloud against a local stand-in of Cloud Logging (install google-cloud-cli to run them)"
+        )
+    directory = tmp_path_factory.mktemp("cloud-logging-api")
+    with serving(suite_record(ROOT), directory) as (stand_in, env):
+        yield RealGcloud(stand_in, env, directory / "runs")

@@ -196,11 +196,11 @@ def test_five_nights_tell_the_owner_when_the_state_changes(replicas: dict[str, A
         assert four.verdict["diagnosis"] == "product_defect", four.output[-4000:]
         assert four.streak == (
             f"red for 3 nights, since {when} (revision {revision} → {new_revision}); a new cause since last "
-            "night: a bad deploy (not issue-1278) (was: known issue issue-1278)"
+            "night: a startup phase raised an error: a bad deploy (not issue-1278) (was: known issue issue-1278)"
         )
         [opened] = trackers(api)
         assert (opened["title"], opened["state"]) == (
-            "e2e-staging on custom: a bad deploy (not issue-1278)",
+            "e2e-staging on custom: a startup phase raised an error: a bad deploy (not issue-1278)",
             "open",
         )
         assert told() == 3 and "Not seen tonight" in api.repo.comment_bodies(KNOWN_TRACKER)[-1]
