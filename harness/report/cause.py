@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from harness import known_issues
@@ -32,6 +32,7 @@ from harness.startup import kinds
 from harness.startup.kinds import Identified, Named
 from harness.startup.records import StartupRecord
 from harness.startup.sources import StartupWindow
+from harness.startup.tally import StartupTally
 from harness.text import first_line
 
 Status = Literal["confirmed", "unconfirmed", "ruled_out"]
@@ -109,7 +110,16 @@ def from_record(issue: KnownIssue, confirmation: Confirmation, window: StartupWi
             f"{seen}; not confirmed: {why}; to confirm, {confirmation.how}",
             f"{seen}; not confirmed: {_first_clause(why)}; to confirm, {confirmation.how}",
         )
-    records = list(window.tally.records)
+    cause = _weighed(issue, confirmation, window, window.tally, seen)
+    cut = window.tally.incomplete_read  # said wherever the cause is: the read may lack the oldest
+    return replace(cause, evidence=f"{cause.evidence} ({cut})") if cut else cause
+
+
+def _weighed(
+    issue: KnownIssue, confirmation: Confirmation, window: StartupWindow, startups: StartupTally, seen: str
+) -> Cause:
+    """The cause the window's startups support."""
+    records = list(startups.records)
     deaths = [kinds.identify(r) for r in records if r.outcome == "failed"]
     confirming = [d for d in deaths if _dies_as(d, confirmation)]
     if confirming:

@@ -217,8 +217,8 @@ def _from_gcloud(
     note = None
     if len(data) >= limit:
         note = (
-            f"gcloud stopped at its limit of {limit} entries (newest first): the oldest startups of the "
-            "window are missing or lack their start line; shorten the window or raise the limit"
+            f"the newest {limit} entries only (gcloud stopped at its limit): the window's oldest startups "
+            "may be missing or lack their start line; read a shorter window"
         )
     return EntriesResult(source, entries=tuple(data), note=note, command=command)
 
@@ -310,7 +310,12 @@ def read_startups(
     )
     if result.unmeasured is not None:
         return StartupWindow(result.source, since, until, unmeasured=result.unmeasured)
-    counted = tally(parse_entries(result.entries, service=evidence.service), since=since, until=until)
+    counted = tally(
+        parse_entries(result.entries, service=evidence.service),
+        since=since,
+        until=until,
+        incomplete_read=result.note,
+    )
     return StartupWindow(result.source, since, until, tally=counted, note=result.note)
 
 

@@ -55,6 +55,8 @@ class StartupTally:
     failed_phases: dict[str, int]
     """Failed startups by the phase they failed in (`unknown` when no line named it)."""
     lines: tuple[str, ...]
+    incomplete_read: str | None = None
+    """Why the record read may hold only part of the window (gcloud stopped at its entry limit)."""
 
     @property
     def started(self) -> int:
@@ -81,7 +83,8 @@ class StartupTally:
             if self.db_phase_p95_s is None or self.db_phase_max_s is None
             else f"database phase p95 {self.db_phase_p95_s:.3f}s, max {self.db_phase_max_s:.3f}s over {self.db_phase_samples}"
         )
-        return f"startups {window}: {', '.join(parts)}; {rate}; {db}"
+        cut = f"; {self.incomplete_read}" if self.incomplete_read else ""
+        return f"startups {window}: {', '.join(parts)}; {rate}; {db}{cut}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,7 @@ class StartupTally:
             "db_phase_p95_s": self.db_phase_p95_s,
             "db_phase_max_s": self.db_phase_max_s,
             "failed_phases": dict(self.failed_phases),
+            "incomplete_read": self.incomplete_read,
             "text": self.text(),
             "lines": list(self.lines),
             "records": [r.to_dict() for r in self.records],
@@ -105,7 +109,9 @@ class StartupTally:
         }
 
 
-def tally(records: Iterable[StartupRecord], *, since: datetime, until: datetime) -> StartupTally:
+def tally(
+    records: Iterable[StartupRecord], *, since: datetime, until: datetime, incomplete_read: str | None = None
+) -> StartupTally:
     """The startups that began in [since, until] (naive datetimes are taken as UTC)."""
     since, until = as_utc(since), as_utc(until)
     in_window: list[StartupRecord] = []
@@ -138,4 +144,5 @@ def tally(records: Iterable[StartupRecord], *, since: datetime, until: datetime)
         db_phase_max_s=max(db_values) if db_values else None,
         failed_phases=dict(Counter(r.failed_phase or "unknown" for r in in_window if r.outcome == "failed")),
         lines=tuple(r.summary_line() for r in [*in_window, *without_start]),
+        incomplete_read=incomplete_read,
     )

@@ -372,3 +372,14 @@ def test_a_bad_deploy_the_record_shows_is_owned_by_the_product_or_its_configurat
     assert _verdict(ruled_out_by(BAD_DEPLOY), None).owner == (
         "the product or its configuration (the service's team): a startup phase raised an error: a bad deploy"
     )
+
+
+def test_a_record_cut_at_the_entry_limit_is_said_in_the_cause_and_the_gates() -> None:
+    """gcloud stopped at its limit: whatever the record settles, a person reads that it holds the newest
+    entries only (the window's oldest startups may be missing)."""
+    cut = "the newest 5000 entries only (gcloud stopped at its limit)"
+    until = T0 + timedelta(hours=1)
+    startups = tally([record(1, "failed", "database")], since=T0, until=until, incomplete_read=cut)
+    cause = weigh([LabelledFailure()], lambda: StartupWindow("gcloud", T0, until, tally=startups))
+    assert cause is not None and cause.evidence.endswith(f"({cut})")
+    assert startups.text().endswith(f"; {cut}")  # the gates' detail and measurements are this text
