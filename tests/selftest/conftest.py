@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from replica.cloud_logging_api import StandIn, isolated_environ, serving, suite_record
@@ -24,6 +25,10 @@ from replica.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "tests/e2e_staging"
+VERDICT_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((ROOT / "docs" / "verdict.schema.json").read_text(encoding="utf-8")),
+    format_checker=jsonschema.FormatChecker(),
+)
 # A run of the suite starts from none of the caller's settings, nor the machine's own gcloud setup
 # (CLOUDSDK_*, GOOGLE_*, proxies: `isolated_environ`).
 SUITE_PREFIXES = ("E2E_", "REPLICA_", "PYTEST_")
@@ -115,7 +120,9 @@ def run_suite(
         if not expect_verdict:
             return SuiteProcess(done.returncode, {}, output, reports)
         raise AssertionError(f"the suite wrote no verdict (exit {done.returncode}):\n{output[-6000:]}")
-    return SuiteProcess(done.returncode, json.loads(verdict_path.read_text()), output, reports)
+    verdict = json.loads(verdict_path.read_text())
+    VERDICT_SCHEMA.validate(verdict)  # every verdict a self-test sees holds to the published contract
+    return SuiteProcess(done.returncode, verdict, output, reports)
 
 
 @pytest.fixture(scope="session")

@@ -620,7 +620,9 @@ def test_gcloud_stopping_at_its_limit_is_noted(tmp_path: Path) -> None:
         gcloud=gcloud,
         limit=2,
     )
-    assert result.measured and (result.note or "").startswith("the newest 2 entries only (gcloud stopped at its limit)")
+    assert result.measured and (result.note or "").startswith(
+        "the newest 2 entries only (gcloud stopped at its limit)"
+    )
 
 
 def test_gcloud_not_authenticated_never_shows_the_token(tmp_path: Path) -> None:
