@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cloud_logging_api import (
+
+from harness.startup.sources import EntriesResult, gcloud_filter, load_entries
+from replica.cloud_logging import LOCATION, PROJECT_ID, SERVICE_NAME
+from replica.cloud_logging_api import suite_record
+from tests.replica.test_cloud_logging_api import (
     GCLOUD,
     SINCE,
     UNTIL,
@@ -23,10 +27,6 @@ from test_cloud_logging_api import (
     startup_record,
     suite_filter,
 )
-
-from harness.startup.sources import EntriesResult, gcloud_filter, load_entries
-from replica.cloud_logging import LOCATION, PROJECT_ID, SERVICE_NAME
-from replica.cloud_logging_api import suite_record
 
 pytestmark = [
     pytest.mark.replica,

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -32,6 +31,7 @@ from replica.config import ServiceConfig
 from replica.faultproxy import FaultProxy
 from replica.ports import free_port
 from replica.postgres import PostgresServer
+from tests.replica.lifecycle import Service, spawn_service
 
 pytestmark = [pytest.mark.replica]
 

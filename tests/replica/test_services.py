@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -31,6 +30,7 @@ from replica import tokens
 from replica.backend_app import negotiate_subprotocol
 from replica.config import ServiceConfig
 from replica.postgres import PostgresServer
+from tests.replica.lifecycle import Service, spawn_service
 
 pytestmark = [pytest.mark.replica]
 
