@@ -78,7 +78,9 @@ async def _upgrade(ws_url: str, token: str) -> Upgrade:
             return Upgrade(None, "", b"")
     except InvalidStatus as refused:
         response = refused.response
-        return Upgrade(response.status_code, response.headers.get("Content-Type", ""), response.body or b"")
+        return Upgrade(
+            response.status_code, response.headers.get("Content-Type", ""), bytes(response.body or b"")
+        )
 
 
 def upgrade(handle: ReplicaHandle) -> Upgrade:
