@@ -67,7 +67,7 @@ PIN_AS_TAG := s/@[0-9a-f]{40} \# (v[0-9]+)[.0-9]*$$/@\1/
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy harness contract replica
+	$(BIN)/mypy harness contract replica tests benchmarks
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck .github/workflows/*.yml
 	for f in .github/workflows/*.yml; do \

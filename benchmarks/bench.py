@@ -217,7 +217,10 @@ def run_ours(
 ) -> Run:  # fmt: skip
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    run = run_pytest(label, ours_argv(workdir, workers=workers, junit=junit), env or target.env())  # type: ignore[union-attr]
+    if not env:
+        assert target is not None, "a run given no environment of its own runs against a target"
+        env = target.env()
+    run = run_pytest(label, ours_argv(workdir, workers=workers, junit=junit), env)
     with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
         verdict = json.loads((workdir / "verdict.json").read_text())
         run.verdict_duration_s = verdict.get("duration_s")
@@ -250,8 +253,8 @@ def junit_times(path: Path) -> tuple[float | None, float | None]:
     except (FileNotFoundError, ET.ParseError):
         return None, None
     total, chat = 0.0, None
-    path, chat_name = CHAT_NODEID.split("::")
-    chat_class = path.removesuffix(".py").replace("/", ".")
+    chat_file, chat_name = CHAT_NODEID.split("::")
+    chat_class = chat_file.removesuffix(".py").replace("/", ".")
     for case in cases:
         seconds = float(case.get("time", "0"))
         total += seconds
@@ -639,7 +642,8 @@ def readme_blob(report: dict[str, Any]) -> dict[str, Any]:
             return {k: strip(v) for k, v in value.items() if k not in ("runs", "collect_only_runs")}
         return value
 
-    return strip(report)
+    stripped: dict[str, Any] = strip(report)
+    return stripped
 
 
 def section(report: dict[str, Any], name: str, measure: Callable[[], dict[str, Any]]) -> None:

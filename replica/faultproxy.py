@@ -23,7 +23,7 @@ from typing import Literal
 log = logging.getLogger("replica.faultproxy")
 
 FaultKind = Literal["none", "latency", "hang", "refuse", "reset"]
-FAULT_KINDS: tuple[str, ...] = ("none", "latency", "hang", "refuse", "reset")
+FAULT_KINDS: tuple[FaultKind, ...] = ("none", "latency", "hang", "refuse", "reset")
 _CHUNK = 64 * 1024
 CUTTING_FAULTS = frozenset({"hang", "refuse", "reset"})
 
@@ -41,7 +41,7 @@ class Fault:
             raise ValueError(f"unknown fault {text!r}; expected one of {', '.join(FAULT_KINDS)} (latency:MS)")
         if kind == "latency":
             return cls("latency", int(arg or 0))
-        return cls(kind)  # type: ignore[arg-type]
+        return cls(kind)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

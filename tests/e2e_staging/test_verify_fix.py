@@ -52,6 +52,7 @@ def recovered(platform: Operations, settings: Settings, pytestconfig: pytest.Con
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
 
     def progress(line: str) -> None:
+        assert capture is not None and terminal is not None, "pytest's capture and terminal plugins"
         with capture.global_and_fixture_disabled():
             terminal.write_line(f"[verify-fix] {line}")
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from lifecycle import cli, poll_until, running
 
 from replica.cloud_logging import LOG_STDERR, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
+from tests.replica.lifecycle import cli, poll_until, running
 
 pytestmark = [pytest.mark.replica]
 

@@ -108,7 +108,7 @@ def write_record(path: Path, lines: list[tuple[datetime, str, str | None, dict[s
     instance = log.instance(REVISION)
     for at, message, _, _ in lines:
         if message.startswith("text:"):
-            fields = {"severity": "WARNING", "textPayload": message[5:]}
+            fields: dict[str, Any] = {"severity": "WARNING", "textPayload": message[5:]}
             log.add(instance.instance_id, REVISION, LOG_SYSTEM, ns(at), fields)
         else:
             fields = {"severity": "INFO", "jsonPayload": {"message": message, "timestamp": at.isoformat()}}

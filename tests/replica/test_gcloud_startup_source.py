@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cloud_logging_api import (
+
+from harness.startup.sources import EntriesResult, gcloud_filter, load_entries
+from replica.cloud_logging import LOCATION, PROJECT_ID, SERVICE_NAME
+from replica.cloud_logging_api import suite_record
+from tests.replica.test_cloud_logging_api import (
     GCLOUD,
     SINCE,
     UNTIL,
@@ -23,10 +27,6 @@ from test_cloud_logging_api import (
     startup_record,
     suite_filter,
 )
-
-from harness.startup.sources import EntriesResult, gcloud_filter, load_entries
-from replica.cloud_logging import LOCATION, PROJECT_ID, SERVICE_NAME
-from replica.cloud_logging_api import suite_record
 
 pytestmark = [
     pytest.mark.replica,
@@ -180,13 +180,20 @@ def test_a_passing_503_costs_the_suite_two_seconds_not_its_record(
     assert [r.status for r in stand_in.requests] == [503, 200]
 
 
+def timestamp(entry: object) -> str:
+    """An entry as gcloud prints it (a JSON object): its `timestamp`."""
+    assert isinstance(entry, dict), entry
+    stamp: str = entry["timestamp"]
+    return stamp
+
+
 def test_the_window_is_the_suites(
     cloud_logging_api: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Startups a microsecond outside [since, until] are not the suite's to judge."""
     record = startup_record(tmp_path / "cloud-logging.json")
     _, env = cloud_logging_api(record.path)
-    times = {e["timestamp"] for e in read(monkeypatch, env).entries}  # type: ignore[index]
+    times = {timestamp(e) for e in read(monkeypatch, env).entries}
     assert min(times) == SINCE.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert max(times) == UNTIL.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from lifecycle import poll_until, running
-from test_cloud_logging import (
+
+from tests.replica.lifecycle import poll_until, running
+from tests.replica.test_cloud_logging import (
     FAILED_AT,
     Startup,
     outcomes,

@@ -12,14 +12,13 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -32,6 +31,7 @@ from replica.config import ServiceConfig
 from replica.faultproxy import FaultProxy
 from replica.ports import free_port
 from replica.postgres import PostgresServer
+from tests.replica.lifecycle import Service, spawn_service
 
 pytestmark = [pytest.mark.replica]
 
@@ -190,10 +190,13 @@ class Socket:
             return frames, rcvd.code if rcvd else None, rcvd.reason if rcvd else ""
 
 
-def talk(url: str, token: str | None, script: Callable[[Socket], Any]) -> Any:
+T = TypeVar("T")
+
+
+def talk(url: str, token: str | None, script: Callable[[Socket], Awaitable[T]]) -> T:
     """Run `script` on a socket to `url` (Bearer `token`) and return what it returns."""
 
-    async def run() -> Any:
+    async def run() -> T:
         async with connect(url, additional_headers=bearer(token)) as ws:
             return await script(Socket(ws))
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from lifecycle import cli, poll_until, running
-from test_cloud_logging import Startup, startups
-from test_scenarios import LEGACY, FrontDoorChatTurn, chat_turn, crash_loop_status
 
 from contract.events import GOLDEN_PATH_EVENTS
 from harness.startup.records import parse_entries
 from harness.startup.tally import tally
 from replica.cloud_logging import SERVICE_NAME
 from replica.handle import ReplicaHandle
+from tests.replica.lifecycle import cli, poll_until, running
+from tests.replica.test_cloud_logging import Startup, startups
+from tests.replica.test_scenarios import LEGACY, FrontDoorChatTurn, chat_turn, crash_loop_status
 
 pytestmark = [pytest.mark.replica]
 

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
-from lifecycle import REPO, cli, poll_until, running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -38,6 +37,7 @@ from contract.startup import STARTUP_FAILURE_EXIT_CODE
 from replica.daemon import FAIL_START_AFTER_ENV
 from replica.handle import ReplicaError, ReplicaHandle
 from replica.state import STATE_FILE, read_state
+from tests.replica.lifecycle import REPO, cli, poll_until, running
 
 pytestmark = [pytest.mark.replica]
 

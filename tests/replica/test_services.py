@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from lifecycle import Service, spawn_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -31,6 +30,7 @@ from replica import tokens
 from replica.backend_app import negotiate_subprotocol
 from replica.config import ServiceConfig
 from replica.postgres import PostgresServer
+from tests.replica.lifecycle import Service, spawn_service
 
 pytestmark = [pytest.mark.replica]
 
@@ -126,7 +126,8 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _recv_json(ws: ClientConnection, timeout_s: float = FRAME_TIMEOUT_S) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout_s))
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout_s))
+    return frame
 
 
 async def _frames_until(ws: ClientConnection, last: str, timeout_s: float) -> list[dict[str, Any]]:
@@ -301,7 +302,8 @@ class DirectChatTurn:
 
     @property
     def thread_id(self) -> str:
-        return self.frames[-1]["thread_id"]
+        thread_id: str = self.frames[-1]["thread_id"]
+        return thread_id
 
 
 @pytest.fixture(scope="module")

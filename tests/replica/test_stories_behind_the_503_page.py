@@ -25,10 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from lifecycle import cli, poll_until, running
-from test_cloud_logging import EXIT, Startup, startups, text_of
-from test_scenarios import get, is_gateway_page, is_healthy_backend, is_json, login
-from test_ways_a_startup_dies import DATABASE_PHASE_BEGINS, app, lines_in_order, literal, platform
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -36,6 +32,16 @@ from contract.startup import STARTUP_FAILURE_EXIT_CODE
 from harness.startup.records import StartupRecord, parse_entries
 from replica.cloud_logging import LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
+from tests.replica.lifecycle import cli, poll_until, running
+from tests.replica.test_cloud_logging import EXIT, Startup, startups, text_of
+from tests.replica.test_scenarios import get, is_gateway_page, is_healthy_backend, is_json, login
+from tests.replica.test_ways_a_startup_dies import (
+    DATABASE_PHASE_BEGINS,
+    app,
+    lines_in_order,
+    literal,
+    platform,
+)
 
 pytestmark = [pytest.mark.replica]
 
@@ -72,7 +78,9 @@ async def _upgrade(ws_url: str, token: str) -> Upgrade:
             return Upgrade(None, "", b"")
     except InvalidStatus as refused:
         response = refused.response
-        return Upgrade(response.status_code, response.headers.get("Content-Type", ""), response.body or b"")
+        return Upgrade(
+            response.status_code, response.headers.get("Content-Type", ""), bytes(response.body or b"")
+        )
 
 
 def upgrade(handle: ReplicaHandle) -> Upgrade:

@@ -26,14 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from lifecycle import poll_until, running
-from test_cloud_logging import Startup, entry_time, startups, text_of
-from test_scenarios import get, is_gateway_page, is_json
 
 from contract.startup import STARTUP_FAILURE_EXIT_CODE
 from harness.startup.records import parse_entries
 from replica.cloud_logging import CONTAINER_NAME, CONTAINER_PORT, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
+from tests.replica.lifecycle import poll_until, running
+from tests.replica.test_cloud_logging import Startup, entry_time, startups, text_of
+from tests.replica.test_scenarios import get, is_gateway_page, is_json
 
 pytestmark = [pytest.mark.replica]
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict, Unpack
 
 import httpx
 import jsonschema
@@ -125,27 +125,45 @@ def run_suite(
     return SuiteProcess(done.returncode, verdict, output, reports)
 
 
+class SuiteOptions(TypedDict, total=False):
+    """`run_suite`'s keyword arguments, as the `suite` and `fresh_suite` fixtures pass them on."""
+
+    extra_env: dict[str, str] | None
+    extra_args: list[str] | None
+    timeout_s: float
+    expect_verdict: bool
+
+
+class SuiteRunner(Protocol):
+    """What the `suite` and `fresh_suite` fixtures give a self-test: one run of the suite, `run_suite`
+    without its reports dir (the fixture picks it)."""
+
+    def __call__(
+        self, scenario: str, markers: str | None = None, **options: Unpack[SuiteOptions]
+    ) -> SuiteProcess: ...
+
+
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def suite(tmp_path_factory: pytest.TempPathFactory) -> SuiteRunner:
     """Run the suite once per (scenario, selection, env) and share the run between self-tests."""
     runs: dict[str, SuiteProcess] = {}
 
-    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteProcess:
-        key = json.dumps([scenario, markers, kwargs], sort_keys=True)
+    def _run(scenario: str, markers: str | None = None, **options: Unpack[SuiteOptions]) -> SuiteProcess:
+        key = json.dumps([scenario, markers, options], sort_keys=True)
         if key not in runs:
-            runs[key] = run_suite(tmp_path_factory.mktemp(scenario) / "reports", scenario, markers, **kwargs)
+            runs[key] = run_suite(tmp_path_factory.mktemp(scenario) / "reports", scenario, markers, **options)
         return runs[key]
 
     return _run
 
 
 @pytest.fixture
-def fresh_suite(tmp_path: Path):  # type: ignore[no-untyped-def]
+def fresh_suite(tmp_path: Path) -> SuiteRunner:
     """`run_suite` into a new reports dir on every call: for runs that must be neither shared nor cached."""
     calls = itertools.count(1)
 
-    def _run(scenario: str, markers: str | None = None, **kwargs: Any) -> SuiteProcess:
-        return run_suite(tmp_path / f"run-{next(calls)}" / "reports", scenario, markers, **kwargs)
+    def _run(scenario: str, markers: str | None = None, **options: Unpack[SuiteOptions]) -> SuiteProcess:
+        return run_suite(tmp_path / f"run-{next(calls)}" / "reports", scenario, markers, **options)
 
     return _run
 

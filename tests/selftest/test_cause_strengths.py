@@ -15,16 +15,20 @@ from typing import Any
 import pytest
 
 from harness.report.job_summary import render
+from tests.selftest.conftest import RealGcloud, SuiteProcess, SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _via(source: str, real_gcloud: Any, run: str) -> dict[str, str]:
+def _via(source: str, real_gcloud: RealGcloud | None, run: str) -> dict[str, str]:
     """`file`: the replica's own record (its plugin hands the suite the file); `gcloud`: the real gcloud
     reading it through a local stand-in of Cloud Logging's API (`real_gcloud`)."""
-    return real_gcloud.source(run) if source == "gcloud" else {}
+    if source != "gcloud":
+        return {}
+    assert real_gcloud is not None, "the gcloud source runs with the real gcloud (`real_gcloud_if`)"
+    return real_gcloud.source(run)
 
 
 @pytest.fixture(params=["file", "gcloud"])
@@ -33,26 +37,29 @@ def source(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def real_gcloud_if(request: pytest.FixtureRequest, source: str) -> Any:
+def real_gcloud_if(request: pytest.FixtureRequest, source: str) -> RealGcloud | None:
     """The real gcloud's stand-in, only for the `gcloud` source (the file source runs without gcloud)."""
-    return request.getfixturevalue("real_gcloud") if source == "gcloud" else None
+    if source != "gcloud":
+        return None
+    real_gcloud: RealGcloud = request.getfixturevalue("real_gcloud")
+    return real_gcloud
 
 
-def _cause(run: Any) -> dict[str, Any]:
+def _cause(run: SuiteProcess) -> dict[str, Any]:
     cause = run.verdict.get("cause")
     assert cause is not None, run.explain()
     return dict(cause)
 
 
-def _says_the_same(run: Any) -> None:
+def _says_the_same(run: SuiteProcess) -> None:
     """The headline is the terminal's DIAGNOSIS line, and the job summary's first claim."""
     assert f"DIAGNOSIS {run.verdict['headline']}" in run.output
     assert run.verdict["headline"] in render(run.verdict)
 
 
 def test_1278_is_confirmed_by_startups_dying_in_the_database_phase(
-    suite, real_gcloud_if: Any, source: str
-) -> None:  # type: ignore[no-untyped-def]
+    suite: SuiteRunner, real_gcloud_if: RealGcloud | None, source: str
+) -> None:
     run = suite("issue-1278", extra_env=_via(source, real_gcloud_if, "issue-1278"))
     cause = _cause(run)
     assert (cause["status"], cause["known_issue"], run.verdict["diagnosis"]) == (
@@ -67,7 +74,9 @@ def test_1278_is_confirmed_by_startups_dying_in_the_database_phase(
     _says_the_same(run)
 
 
-def test_a_bad_deploy_behind_the_503_page_rules_1278_out(suite, real_gcloud_if: Any, source: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_deploy_behind_the_503_page_rules_1278_out(
+    suite: SuiteRunner, real_gcloud_if: RealGcloud | None, source: str
+) -> None:
     run = suite("bad-deploy", extra_env=_via(source, real_gcloud_if, "bad-deploy"))
     cause = _cause(run)
     assert (cause["status"], run.verdict["diagnosis"], run.verdict["known_issue"]) == (
@@ -83,7 +92,7 @@ def test_a_bad_deploy_behind_the_503_page_rules_1278_out(suite, real_gcloud_if: 
     _says_the_same(run)
 
 
-def test_a_gateway_failing_before_healthy_instances_rules_1278_out(suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_gateway_failing_before_healthy_instances_rules_1278_out(suite: SuiteRunner) -> None:
     run = suite("gateway-outage")
     cause = _cause(run)
     assert (cause["status"], run.verdict["diagnosis"]) == ("ruled_out", "infrastructure"), run.explain()
@@ -92,7 +101,7 @@ def test_a_gateway_failing_before_healthy_instances_rules_1278_out(suite) -> Non
     _says_the_same(run)
 
 
-def test_without_a_record_1278_stays_unconfirmed_and_says_how_to_confirm(suite) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_record_1278_stays_unconfirmed_and_says_how_to_confirm(suite: SuiteRunner) -> None:
     run = suite("issue-1278", extra_env={"E2E_STARTUP_EVIDENCE": "none"})
     cause = _cause(run)
     assert (cause["status"], run.verdict["diagnosis"]) == ("unconfirmed", "known_issue"), run.explain()
@@ -104,7 +113,9 @@ def test_without_a_record_1278_stays_unconfirmed_and_says_how_to_confirm(suite) 
     _says_the_same(run)
 
 
-def test_an_unauthenticated_gcloud_leaves_1278_unconfirmed_saying_so(suite, real_gcloud: Any) -> None:  # type: ignore[no-untyped-def]
+def test_an_unauthenticated_gcloud_leaves_1278_unconfirmed_saying_so(
+    suite: SuiteRunner, real_gcloud: RealGcloud
+) -> None:
     """The real gcloud holding no credential (no account, no token file)."""
     env = real_gcloud.source("issue-1278-no-credential")
     del env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"]
@@ -113,7 +124,7 @@ def test_an_unauthenticated_gcloud_leaves_1278_unconfirmed_saying_so(suite, real
     assert "You do not currently have an active account selected" in cause["evidence"], cause
 
 
-def test_a_healthy_run_reads_no_record(suite, real_gcloud: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_healthy_run_reads_no_record(suite: SuiteRunner, real_gcloud: RealGcloud) -> None:
     """Nothing failed, nothing to explain: the record is not read (the stand-in notes every request)."""
     before = len(real_gcloud.stand_in.list_requests())
     run = suite("healthy", extra_env=real_gcloud.source("healthy-reads-nothing"))
@@ -121,7 +132,7 @@ def test_a_healthy_run_reads_no_record(suite, real_gcloud: Any) -> None:  # type
     assert (run.exit_code, run.verdict["cause"], after - before) == (0, None, 0), run.explain()
 
 
-def test_a_record_showing_startups_dying_ends_the_retries_at_once(suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_record_showing_startups_dying_ends_the_retries_at_once(suite: SuiteRunner) -> None:
     """With staging's 60 s retry budget, the first backend failure asks the record, which shows the
     startups dying: the try and its quick re-check, then the verdict (no budget spent)."""
     run = suite("issue-1278", extra_env={"E2E_RETRY_BUDGET_S": "60"})

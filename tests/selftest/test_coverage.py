@@ -15,6 +15,7 @@ import pytest
 
 from harness.report.verdict import EXIT_INCOMPLETE
 from replica.handle import ReplicaHandle
+from tests.selftest.conftest import SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
@@ -45,7 +46,9 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         handle.stop()
 
 
-def test_a_run_without_the_key_is_incomplete_and_says_which_key(fresh_suite, keyless: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_without_the_key_is_incomplete_and_says_which_key(
+    fresh_suite: SuiteRunner, keyless: dict[str, str]
+) -> None:
     run = fresh_suite("healthy", extra_env=keyless)
     verdict = run.verdict
     states = {c["name"]: c["state"] for c in verdict["coverage"]}
@@ -66,7 +69,9 @@ def test_a_run_without_the_key_is_incomplete_and_says_which_key(fresh_suite, key
     assert "HEALTHY" not in run.output
 
 
-def test_a_run_that_selects_only_health_is_judged_on_health(fresh_suite, keyless: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_that_selects_only_health_is_judged_on_health(
+    fresh_suite: SuiteRunner, keyless: dict[str, str]
+) -> None:
     run = fresh_suite("healthy", "health", extra_env=keyless)
     reasons = {c["name"]: c["reason"] for c in run.verdict["coverage"]}
     assert (run.exit_code, run.verdict["outcome"], reasons["login"], reasons["chat"]) == (
@@ -81,8 +86,8 @@ def test_a_run_that_selects_only_health_is_judged_on_health(fresh_suite, keyless
 
 
 def test_an_unresolvable_staging_is_infrastructure_within_seconds_with_the_dns_hint(
-    fresh_suite, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    fresh_suite: SuiteRunner, tmp_path: Path
+) -> None:
     started = time.monotonic()
     run = fresh_suite("healthy", extra_env=UNRESOLVABLE)
     wall = time.monotonic() - started

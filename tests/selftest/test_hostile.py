@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from replica.hostile import MODES, RETRY_AFTER_S
+from tests.selftest.conftest import HostileServer, SuiteProcess, SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
@@ -80,7 +81,9 @@ def test_every_mode_of_the_impostor_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("mode", list(CASES))
-def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> None:  # type: ignore[no-untyped-def]
+def test_suite_classifies_a_hostile_staging(
+    mode: str, hostile: HostileServer, fresh_suite: SuiteRunner
+) -> None:
     case = CASES[mode]
     env = hostile.suite_env(f"hostile-key-{secrets.token_urlsafe(12)}")
     request_s, agent_s, budget_s = (
@@ -120,7 +123,7 @@ def test_suite_classifies_a_hostile_staging(mode: str, hostile, fresh_suite) -> 
         check(run, hostile, env)
 
 
-def _truncated_evidence(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _truncated_evidence(run: SuiteProcess, hostile: HostileServer, env: dict[str, str]) -> None:
     """The 10 MB body left only a snippet behind, and the evidence says it was cut at the limit."""
     sizes = {p.name: p.stat().st_size for p in run.reports.rglob("*") if p.is_file()}
     assert max(sizes.values()) < MAX_REPORT_FILE_BYTES, sizes
@@ -132,14 +135,14 @@ def _truncated_evidence(run, hostile, env: dict[str, str]) -> None:  # type: ign
     assert evidence and all(e["body_bytes"] == 1024 * 1024 and e["json"] is None for e in evidence), evidence
 
 
-def _retry_after_capped(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _retry_after_capped(run: SuiteProcess, hostile: HostileServer, env: dict[str, str]) -> None:
     """No test waited toward the Retry-After: the budget stops a retry whose (capped) wait overshoots it."""
     bound = float(env["E2E_RETRY_BUDGET_S"]) + float(env["E2E_REQUEST_TIMEOUT_S"])
     durations = [t["duration_s"] for t in run.verdict["tests"]]
     assert max(durations) <= bound < RETRY_AFTER_S, (durations, bound)
 
 
-def _secrets_not_echoed(run, hostile, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _secrets_not_echoed(run: SuiteProcess, hostile: HostileServer, env: dict[str, str]) -> None:
     """The impostor did echo credentials back, and none of them reached a report or the output."""
     assert hostile.stats()["echoes"] > 0
     hits = run.secret_hits(env["E2E_OAUTH_SIMULATION_KEY"])

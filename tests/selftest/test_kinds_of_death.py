@@ -24,6 +24,7 @@ import pytest
 
 from harness.report.job_summary import render
 from harness.startup import kinds
+from tests.selftest.conftest import RealGcloud, SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
@@ -34,9 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # The real gcloud, against a local stand-in of Cloud Logging's API: the filter, the paging and the
 # client meet what a nightly meets (skipped, saying why, where gcloud is not installed).
 Source = Callable[[str], dict[str, str]]
-SOURCES: dict[str, Callable[[pytest.FixtureRequest], Source]] = {
-    "gcloud": lambda request: request.getfixturevalue("real_gcloud").source,
-}
+
+
+def _real_gcloud(request: pytest.FixtureRequest) -> Source:
+    real_gcloud: RealGcloud = request.getfixturevalue("real_gcloud")
+    return real_gcloud.source
+
+
+SOURCES: dict[str, Callable[[pytest.FixtureRequest], Source]] = {"gcloud": _real_gcloud}
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def source(request: pytest.FixtureRequest) -> Source:
     return SOURCES[request.param](request)
 
 
-def _judged(suite: Any, story: Story, source: Source) -> tuple[dict[str, Any], dict[str, Any]]:
+def _judged(suite: SuiteRunner, story: Story, source: Source) -> tuple[dict[str, Any], dict[str, Any]]:
     run = suite(story.scenario, extra_env=source(story.scenario))
     verdict = run.verdict
     cause = verdict.get("cause")
@@ -78,8 +84,8 @@ def _judged(suite: Any, story: Story, source: Source) -> tuple[dict[str, Any], d
 
 @pytest.mark.parametrize("story", STORIES, ids=[s.scenario for s in STORIES])
 def test_the_headline_names_the_kind_and_quotes_the_line_that_says_why(
-    suite, story: Story, source: Source
-) -> None:  # type: ignore[no-untyped-def]
+    suite: SuiteRunner, story: Story, source: Source
+) -> None:
     verdict, cause = _judged(suite, story, source)
     row = kinds.get(story.kind)
     assert row is not None
@@ -94,8 +100,8 @@ def test_the_headline_names_the_kind_and_quotes_the_line_that_says_why(
 
 @pytest.mark.parametrize("story", STORIES, ids=[s.scenario for s in STORIES])
 def test_the_cause_has_the_strength_the_record_supports_and_the_kind_says_who_acts(
-    suite, story: Story, source: Source
-) -> None:  # type: ignore[no-untyped-def]
+    suite: SuiteRunner, story: Story, source: Source
+) -> None:
     verdict, cause = _judged(suite, story, source)
     row = kinds.get(story.kind)
     assert row is not None
@@ -116,8 +122,8 @@ def test_the_cause_has_the_strength_the_record_supports_and_the_kind_says_who_ac
 
 @pytest.mark.parametrize("scenario", sorted(FAST_DATABASE_DEATHS))
 def test_a_fast_database_death_says_the_database_answered_at_once_not_1278s_timeout(
-    suite, scenario: str, source: Source
-) -> None:  # type: ignore[no-untyped-def]
+    suite: SuiteRunner, scenario: str, source: Source
+) -> None:
     """Phase database, exit 3, behind the 503 page, like #1278: the manner, in hundredths of a second."""
     verdict, cause = _judged(suite, next(s for s in STORIES if s.scenario == scenario), source)
     # (its exit code when Cloud Run's `Container called exit(3).` reached the record before the suite read it)
@@ -125,7 +131,9 @@ def test_a_fast_database_death_says_the_database_answered_at_once_not_1278s_time
     assert "the database answered at once, not issue-1278's timeout" in verdict["headline"]
 
 
-def test_a_death_no_kind_knows_is_unrecognised_with_the_records_own_lines(suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_death_no_kind_knows_is_unrecognised_with_the_records_own_lines(
+    suite: SuiteRunner, tmp_path: Path
+) -> None:
     """The replica's refused password, its record's reason rewritten into one no row of
     fixtures/startup_failures.json knows (read from a file, as gcloud prints it, moved to now): the
     verdict says UNRECOGNISED, quotes the record's own lines and blames nobody, never a guess."""

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness import known_issues
+from tests.selftest.conftest import SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 SCRATCH = "scratch-gateway-503"
 
 
-def test_a_scratch_catalogue_labels_failures_in_every_worker(fresh_suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_scratch_catalogue_labels_failures_in_every_worker(
+    fresh_suite: SuiteRunner, tmp_path: Path
+) -> None:
     """A scratch issue ahead of #1278 with #1278's outside signature: only a process that reads the
     scratch catalogue labels the replica's 503 pages with it."""
     data = json.loads(known_issues.DEFAULT_PATH.read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -34,7 +34,8 @@ class MakeRun:
 
     @property
     def verdict(self) -> dict[str, Any]:
-        return json.loads((self.reports / "verdict.json").read_text())
+        verdict: dict[str, Any] = json.loads((self.reports / "verdict.json").read_text())
+        return verdict
 
 
 def make(target: str, reports: Path, **env: str) -> MakeRun:
@@ -50,8 +51,14 @@ def make(target: str, reports: Path, **env: str) -> MakeRun:
     return MakeRun(done.returncode, done.stdout + done.stderr, reports)
 
 
+class MakeRuns(Protocol):
+    """What the `runs` fixture gives a test: `make target` with `env`, run once per `name` and shared."""
+
+    def __call__(self, name: str, target: str, **env: str) -> MakeRun: ...
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def runs(tmp_path_factory: pytest.TempPathFactory) -> MakeRuns:
     cache: dict[str, MakeRun] = {}
 
     def _run(name: str, target: str, **env: str) -> MakeRun:
@@ -73,19 +80,19 @@ def test_make_help_lists_every_target_and_every_setting() -> None:
     assert [row.name for row in TABLE if f" {row.name} " not in said] == []
 
 
-def test_e2e_staging_exits_0_on_a_healthy_replica_with_two_workers(runs) -> None:  # type: ignore[no-untyped-def]
+def test_e2e_staging_exits_0_on_a_healthy_replica_with_two_workers(runs: MakeRuns) -> None:
     run = runs("e2e-w2", "e2e-staging", WORKERS="2")
     assert (run.exit_code, run.verdict["outcome"]) == (0, "passed"), run.output[-4000:]
 
 
-def test_e2e_staging_exits_non_zero_on_the_issue_1278_replica(runs) -> None:  # type: ignore[no-untyped-def]
+def test_e2e_staging_exits_non_zero_on_the_issue_1278_replica(runs: MakeRuns) -> None:
     run = runs("e2e-1278", "e2e-staging", REPLICA_SCENARIO="issue-1278")
     assert (run.exit_code != 0, run.verdict["diagnosis"], run.verdict["known_issue"]) == (
         True, "known_issue", "issue-1278"
     ), run.output[-4000:]  # fmt: skip
 
 
-def test_reproduce_1278_exits_0_and_counts_its_evidence(runs) -> None:  # type: ignore[no-untyped-def]
+def test_reproduce_1278_exits_0_and_counts_its_evidence(runs: MakeRuns) -> None:
     run = runs("reproduce", "reproduce-1278")
     assert run.exit_code == 0 and "reproduced in 6/6 probes" in run.output, run.output[-4000:]
 
@@ -94,7 +101,7 @@ def _gates(run: MakeRun) -> dict[str, dict[str, Any]]:
     return {gate["name"]: gate for gate in run.verdict["slo"]["gates"]}
 
 
-def test_verify_fix_ends_fixed_from_the_startups_that_followed_the_fix(runs) -> None:  # type: ignore[no-untyped-def]
+def test_verify_fix_ends_fixed_from_the_startups_that_followed_the_fix(runs: MakeRuns) -> None:
     run = runs("verify-fixed", "verify-fix", E2E_LOCAL_FIX_AFTER_S="2", **QUICK_VERIFY)
     gates = _gates(run)
     assert (run.exit_code, run.verdict["slo"]["verdict"], "Issue #1278: FIXED" in run.output) == (
@@ -109,7 +116,7 @@ def test_verify_fix_ends_fixed_from_the_startups_that_followed_the_fix(runs) -> 
     assert "may still be as high as" in gates["startup_success_rate"]["measured"]
 
 
-def test_verify_fix_records_its_measurements(runs) -> None:  # type: ignore[no-untyped-def]
+def test_verify_fix_records_its_measurements(runs: MakeRuns) -> None:
     slo = runs("verify-fixed", "verify-fix", E2E_LOCAL_FIX_AFTER_S="2", **QUICK_VERIFY).verdict["slo"]
     assert {
         "availability_rate",
@@ -122,7 +129,7 @@ def test_verify_fix_records_its_measurements(runs) -> None:  # type: ignore[no-u
     } <= set(slo["measurements"])
 
 
-def test_verify_fix_ends_not_fixed_within_its_bound_when_the_fault_stays(runs) -> None:  # type: ignore[no-untyped-def]
+def test_verify_fix_ends_not_fixed_within_its_bound_when_the_fault_stays(runs: MakeRuns) -> None:
     run = runs(
         "verify-never", "verify-fix", E2E_LOCAL_FIX_AFTER_S="never", E2E_VERIFY_WAIT_S="5", **QUICK_VERIFY
     )
@@ -131,7 +138,7 @@ def test_verify_fix_ends_not_fixed_within_its_bound_when_the_fault_stays(runs) -
     ), run.output[-4000:]  # fmt: skip
 
 
-def test_a_startup_storm_is_not_fixed_with_its_rate_and_failing_phase(runs) -> None:  # type: ignore[no-untyped-def]
+def test_a_startup_storm_is_not_fixed_with_its_rate_and_failing_phase(runs: MakeRuns) -> None:
     run = runs(
         "verify-storm",
         "verify-fix",
@@ -148,7 +155,7 @@ def test_a_startup_storm_is_not_fixed_with_its_rate_and_failing_phase(runs) -> N
     assert "database" in (rate["detail"] or "") and "%" in str(rate["measured"]), rate
 
 
-def test_slow_database_phases_are_not_fixed_though_every_startup_succeeds(runs) -> None:  # type: ignore[no-untyped-def]
+def test_slow_database_phases_are_not_fixed_though_every_startup_succeeds(runs: MakeRuns) -> None:
     run = runs(
         "verify-slow-db",
         "verify-fix",
@@ -169,7 +176,7 @@ def test_slow_database_phases_are_not_fixed_though_every_startup_succeeds(runs) 
     ), run.output[-4000:]
 
 
-def test_without_startup_evidence_verify_fix_is_inconclusive_and_says_how_to_measure(runs) -> None:  # type: ignore[no-untyped-def]
+def test_without_startup_evidence_verify_fix_is_inconclusive_and_says_how_to_measure(runs: MakeRuns) -> None:
     run = runs(
         "verify-no-evidence",
         "verify-fix",
@@ -204,7 +211,7 @@ def _allure_statuses(reports: Path) -> list[tuple[str, str]]:
     return sorted((r["fullName"], r["status"]) for r in results)
 
 
-def test_two_workers_give_the_same_verdict_and_allure_results_as_one(runs) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_give_the_same_verdict_and_allure_results_as_one(runs: MakeRuns) -> None:
     serial, parallel = runs("e2e-w0", "e2e-staging"), runs("e2e-w2", "e2e-staging", WORKERS="2")
     assert _essence(serial.verdict) == _essence(parallel.verdict)
     assert _allure_statuses(serial.reports) == _allure_statuses(parallel.reports)
@@ -246,8 +253,8 @@ def _good_startups(count: int, at: datetime) -> list[dict[str, Any]]:
 
 
 def test_four_good_startups_are_too_few_to_close_the_issue(
-    runs, tmp_path_factory: pytest.TempPathFactory
-) -> None:  # type: ignore[no-untyped-def]
+    runs: MakeRuns, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """A record of four successful startups cannot show "consistently": INCONCLUSIVE, non-zero, naming
     how many more are needed and the command that starts them."""
     since = datetime.now(UTC) - timedelta(hours=1)

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,9 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Replica]]:
-    """One replica per scenario, started as a person would (`python -m replica up`), shared by the
-    nights that need it; all stopped at the end."""
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Replica]]:
+    """`up(scenario)`: one replica per scenario, started as a person would (`python -m replica up`),
+    shared by the nights that need it; all stopped at the end."""
     started: dict[str, Replica] = {}
     base = tmp_path_factory.mktemp("replicas")
     env = _clean_env() | {"E2E_OAUTH_SIMULATION_KEY": BYPASS_KEY, "REPLICA_JWT_SECRET": JWT_SECRET}
@@ -88,9 +88,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rep
             started[scenario] = Replica(run_dir, ReplicaHandle.attach(run_dir))
         return started[scenario]
 
-    holder: dict[str, Any] = {"up": up}
     try:
-        yield holder  # type: ignore[misc]
+        yield up
     finally:
         for replica in started.values():
             replica.handle.stop()
@@ -152,14 +151,17 @@ def trackers(api: GitHubStandIn) -> list[dict[str, Any]]:
     return [i for n, i in sorted(api.repo.issues.items()) if n != KNOWN_TRACKER]
 
 
-def test_five_nights_tell_the_owner_when_the_state_changes(replicas: dict[str, Any], tmp_path: Path) -> None:
-    up = replicas["up"]
+def test_five_nights_tell_the_owner_when_the_state_changes(
+    up: Callable[[str], Replica], tmp_path: Path
+) -> None:
     started = time.monotonic()
     with GitHubStandIn.running(REPOSITORY, TOKEN) as api:
         known = api.repo.add_issue(
             "Staging backend answers 503 (Issue #1278)", "the platform's issue", number=KNOWN_TRACKER
         )
-        told = lambda: len(api.repo.comments[KNOWN_TRACKER])  # noqa: E731
+
+        def told() -> int:
+            return len(api.repo.comments[KNOWN_TRACKER])
 
         healthy = up("healthy")
         one = play(api, tmp_path / "night-1", 1001, healthy.env())
@@ -248,7 +250,9 @@ def _show(api: GitHubStandIn, nights: list[NightRun], elapsed: float) -> None:
             print("    comment: " + body.split("\n\n<!--")[0].replace("\n\n", " | "))
 
 
-def test_a_known_issue_past_its_review_date_is_a_new_cause(replicas: dict[str, Any], tmp_path: Path) -> None:
+def test_a_known_issue_past_its_review_date_is_a_new_cause(
+    up: Callable[[str], Replica], tmp_path: Path
+) -> None:
     """A scratch catalogue whose #1278 was due for review yesterday: the night is red as a new failure,
     the headline says re-triage and who owns it, the job summary lists its failures as new, and a
     tracker "re-triage issue-1278" is opened; #1278's own tracker is not told."""
@@ -260,7 +264,7 @@ def test_a_known_issue_past_its_review_date_is_a_new_cause(replicas: dict[str, A
     scratch.write_text(json.dumps(catalogue))
     with GitHubStandIn.running(REPOSITORY, TOKEN) as api:
         api.repo.add_issue("Staging backend answers 503 (Issue #1278)", number=KNOWN_TRACKER)
-        night = play(api, tmp_path / "night", 2001, up_env(replicas, scratch))
+        night = play(api, tmp_path / "night", 2001, up_env(up, scratch))
         assert night.verdict["headline"].startswith(
             "RE-TRIAGE: issue-1278 past its review date 2026-01-01: re-triage (owner: the platform/infrastructure team"
         ), night.output[-4000:]
@@ -278,5 +282,5 @@ def test_a_known_issue_past_its_review_date_is_a_new_cause(replicas: dict[str, A
         assert api.repo.comments[KNOWN_TRACKER] == []
 
 
-def up_env(replicas: dict[str, Any], catalogue: Path) -> dict[str, str]:
-    return replicas["up"]("issue-1278").env() | {"E2E_KNOWN_ISSUES": str(catalogue)}
+def up_env(up: Callable[[str], Replica], catalogue: Path) -> dict[str, str]:
+    return up("issue-1278").env() | {"E2E_KNOWN_ISSUES": str(catalogue)}

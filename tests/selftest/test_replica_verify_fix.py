@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.selftest.conftest import SuiteRunner
+
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 MIN_STARTUPS = 10
@@ -33,7 +35,9 @@ def gates(verdict: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["serial", "xdist-2"])
-def test_after_the_local_fix_the_gate_reads_at_least_ten_good_startups(suite, workers: int) -> None:  # type: ignore[no-untyped-def]
+def test_after_the_local_fix_the_gate_reads_at_least_ten_good_startups(
+    suite: SuiteRunner, workers: int
+) -> None:
     xdist = ["-n", str(workers), "--dist", "loadgroup"] if workers else []
     run = suite("issue-1278", "verify_fix", extra_env=QUICK_VERIFY, extra_args=xdist)
     measured = gates(run.verdict)

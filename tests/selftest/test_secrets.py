@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tests.selftest.conftest import HostileServer, SuiteRunner
+
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
 
 # The repro tests too (they fail on a healthy replica: more evidence to leak), not the minutes of verify-fix.
@@ -30,10 +32,12 @@ REFUSAL_BOUND_S = 15.0
 
 
 @pytest.mark.parametrize("target", ["healthy", "issue-1278", "token-echo", "head-handshake"])
-def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_in_reports_or_output(
+    target: str, fresh_suite: SuiteRunner, request: pytest.FixtureRequest
+) -> None:
     key = f"selftest-key-{secrets.token_urlsafe(18)}"
     if target == "token-echo":
-        hostile = request.getfixturevalue("hostile")
+        hostile: HostileServer = request.getfixturevalue("hostile")
         hostile.use(target)
         run = fresh_suite(
             "hostile", HOSTILE_SELECTION, extra_env=hostile.suite_env(key), extra_args=REVEALING_ARGS
@@ -57,7 +61,7 @@ def test_no_secret_in_reports_or_output(target: str, fresh_suite, request: pytes
     assert not hits, "secrets leaked:\n" + "\n".join(hits)
 
 
-def test_a_production_target_is_refused_before_any_request(fresh_suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_production_target_is_refused_before_any_request(fresh_suite: SuiteRunner) -> None:
     """Every client the suite uses honours the proxy variables, so a listener standing in as the
     proxy sees any attempt to connect; it must see none."""
     with socket.socket() as proxy:

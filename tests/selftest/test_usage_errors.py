@@ -11,21 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.selftest.conftest import SuiteProcess, SuiteRunner
+
 pytestmark = [pytest.mark.selftest]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _assert_plain_usage_error(run: object, words: str) -> None:
-    output: str = run.output  # type: ignore[attr-defined]
-    verdict: dict = run.verdict  # type: ignore[attr-defined,type-arg]
-    assert run.exit_code == 4, output[-3000:]  # type: ignore[attr-defined]
+def _assert_plain_usage_error(run: SuiteProcess, words: str) -> None:
+    output, verdict = run.output, run.verdict
+    assert run.exit_code == 4, output[-3000:]
     assert (verdict["outcome"], verdict["exit_status"], verdict["diagnosis"]) == ("error", 4, None)
     assert f"ERROR: {words}" in output and verdict["headline"].startswith(f"USAGE ERROR: {words}")
     assert "HEALTHY" not in output and "DIAGNOSIS" not in output and "HEALTHY" not in str(verdict)
 
 
-def test_a_typo_in_markers_is_a_usage_error_and_starts_nothing(fresh_suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_typo_in_markers_is_a_usage_error_and_starts_nothing(fresh_suite: SuiteRunner) -> None:
     run = fresh_suite("healthy", "golden-path")
     _assert_plain_usage_error(
         run, "unknown marker 'golden-path' in -m 'golden-path' (MARKERS) (did you mean golden_path?)"
@@ -34,12 +35,14 @@ def test_a_typo_in_markers_is_a_usage_error_and_starts_nothing(fresh_suite) -> N
     assert "local replica:" not in run.output, "the replica started although the run could not"
 
 
-def test_a_bad_setting_is_a_usage_error(fresh_suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_setting_is_a_usage_error(fresh_suite: SuiteRunner) -> None:
     run = fresh_suite("healthy", extra_env={"E2E_RETRY_BUDGET_S": "soon"})
     _assert_plain_usage_error(run, "E2E settings: E2E_RETRY_BUDGET_S='soon' is not a number")
 
 
-def test_a_catalogue_that_does_not_load_is_a_usage_error_naming_the_file(fresh_suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_catalogue_that_does_not_load_is_a_usage_error_naming_the_file(
+    fresh_suite: SuiteRunner, tmp_path: Path
+) -> None:
     broken = tmp_path / "known_issues.json"
     broken.write_text('{"issues": [', encoding="utf-8")
     run = fresh_suite("healthy", extra_env={"E2E_KNOWN_ISSUES": str(broken)})
@@ -47,7 +50,9 @@ def test_a_catalogue_that_does_not_load_is_a_usage_error_naming_the_file(fresh_s
     assert "does not load: not JSON" in run.output and "local replica:" not in run.output
 
 
-def test_a_verified_issue_the_catalogue_lacks_is_a_usage_error_listing_the_valid_ids(fresh_suite) -> None:  # type: ignore[no-untyped-def]
+def test_a_verified_issue_the_catalogue_lacks_is_a_usage_error_listing_the_valid_ids(
+    fresh_suite: SuiteRunner,
+) -> None:
     run = fresh_suite("healthy", "verify_fix", extra_env={"E2E_VERIFY_ISSUE": "issue-1279"})
     _assert_plain_usage_error(
         run, "E2E settings: E2E_VERIFY_ISSUE='issue-1279' is no issue of the known-issue"

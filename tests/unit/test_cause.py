@@ -3,8 +3,9 @@ own startup record (harness.report.cause), and what the diagnosis and the headli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -12,7 +13,7 @@ from harness.report import cause as cause_module
 from harness.report.cause import Cause, weigh
 from harness.report.diagnosis import diagnose
 from harness.report.verdict import RunFacts, TestResult, Verdict, conclude
-from harness.startup.records import StartupRecord
+from harness.startup.records import AppOutcome, StartupOutcome, StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.startup.tally import tally
 
@@ -33,21 +34,39 @@ class LabelledFailure:
     message: str | None = GATEWAY_503
 
 
-def record(n: int, outcome: str, phase: str | None = None, **fields: object) -> StartupRecord:
+# What the app itself said of a startup that failed or succeeded (none, of an incomplete one).
+APP_OUTCOME: dict[StartupOutcome, AppOutcome] = {"failed": "failed", "ok": "completed"}
+
+
+class RecordFields(TypedDict, total=False):
+    """The fields a test sets on a startup of `record`."""
+
+    db_phase_s: float | None
+    exit_code: int | None
+    last_phase: str | None
+    error: str | None
+    reason: str | None
+    reason_lines: tuple[str, ...]
+    db_timeout_s: float | None
+
+
+def record(
+    n: int, outcome: StartupOutcome, phase: str | None = None, **fields: Unpack[RecordFields]
+) -> StartupRecord:
     """A startup of the real build: a failed one said so itself (its phase failed) and exited 3; its
     database phase printed staging's timeout (95 s)."""
-    values: dict[str, object] = {
-        "instance": f"instance-{n}",
-        "revision": REVISION,
-        "started_at": T0 + timedelta(minutes=n),
-        "db_phase_s": None,
-        "outcome": outcome,
-        "failed_phase": phase,
-        "exit_code": 3 if outcome == "failed" else None,
-        "app_outcome": {"failed": "failed", "ok": "completed"}.get(outcome),
-        "db_timeout_s": 95.0,
-    }
-    return StartupRecord(**(values | fields))  # type: ignore[arg-type]
+    startup = StartupRecord(
+        instance=f"instance-{n}",
+        revision=REVISION,
+        started_at=T0 + timedelta(minutes=n),
+        db_phase_s=None,
+        outcome=outcome,
+        failed_phase=phase,
+        exit_code=3 if outcome == "failed" else None,
+        app_outcome=APP_OUTCOME.get(outcome),
+        db_timeout_s=95.0,
+    )
+    return replace(startup, **fields)
 
 
 def window(*records: StartupRecord) -> StartupWindow:

@@ -51,7 +51,9 @@ def exchange(behaviour: Behaviour, path: str = "/health", **kwargs: Any) -> tupl
         handlers: set[asyncio.Task[None]] = set()
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+            task = asyncio.current_task()
+            assert task is not None  # the server runs each connection's handler in a task of its own
+            handlers.add(task)
             try:
                 await reader.readuntil(b"\r\n\r\n")
                 await behaviour(writer)

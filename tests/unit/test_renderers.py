@@ -15,7 +15,7 @@ import pytest
 from harness.nightly.record import NightRecord, TrackedCause
 from harness.report import allure_files, box, job_summary
 from harness.report.cause import Cause, weigh
-from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, conclude
+from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, TestStatus, conclude
 from harness.startup.records import StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.startup.tally import tally
@@ -29,12 +29,12 @@ GATEWAY = (
 )
 
 
-def _test(name: str, status: str, category: str | None = None, **extra: Any) -> TestResult:
+def _test(name: str, status: TestStatus, category: str | None = None, **extra: Any) -> TestResult:
     message = extra.pop("message", f"[{category}] {name} went wrong" if category else None)
     return TestResult(
         nodeid=f"tests/e2e_staging/test_x.py::{name}",
         markers=["health"],
-        status=status,  # type: ignore[arg-type]
+        status=status,
         capabilities=[extra.pop("capability", "backend_health")],
         category=category,
         service="backend",

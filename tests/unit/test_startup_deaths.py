@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_startup_record import (
+
+from harness.startup.records import LOG_TEXT_REGEX, StartupRecord, parse_entries
+from tests.unit.test_startup_record import (
     INSTANCE_A,
     REVISION,
     T0,
@@ -29,8 +31,6 @@ from test_startup_record import (
     only,
     system,
 )
-
-from harness.startup.records import LOG_TEXT_REGEX, StartupRecord, parse_entries
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from test_startup_deaths import STORIES, captured
 
 from harness import gate_checks, known_issues
 from harness.errors import E2EFailure
@@ -23,6 +22,7 @@ from harness.startup import kinds
 from harness.startup.kinds import README_TABLE, Table, identify, manner_of, markdown_table
 from harness.startup.records import LOG_TEXT_REGEX, StartupRecord, parse_entries
 from harness.startup.tally import tally
+from tests.unit.test_startup_deaths import STORIES, captured
 
 pytestmark = pytest.mark.unit
 

@@ -5,13 +5,15 @@ leave the retries as they are. The record is read once for that, and once more a
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
 
 from harness.errors import InfraFailure
 from harness.retry import RetryPolicy, retry_async
-from harness.startup.records import StartupRecord
+from harness.startup.records import AppOutcome, StartupOutcome, StartupRecord
 from harness.startup.sources import StartupWindow
 from harness.startup.tally import tally
 from harness.startup.watch import Dying, StartupWatch, dying
@@ -22,13 +24,13 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
-def record(minute: int, outcome: str, phase: str | None = None) -> StartupRecord:
+def record(minute: int, outcome: StartupOutcome, phase: str | None = None) -> StartupRecord:
     return StartupRecord(
         instance=f"instance-{minute}",
         revision="netra-backend-staging-00042-xyz",
         started_at=T0 + timedelta(minutes=minute),
         db_phase_s=None,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         failed_phase=phase,
         exit_code=3 if outcome == "failed" else None,
     )
@@ -103,6 +105,11 @@ def test_a_settled_failure_stops_the_retries_after_its_quick_recheck() -> None:
     assert attempts == [1, 2]
 
 
+class LastStartup(TypedDict, total=False):
+    failed_phase: str | None
+    app_outcome: AppOutcome | None
+
+
 @pytest.mark.parametrize(
     ("fields", "where"),
     [
@@ -111,10 +118,10 @@ def test_a_settled_failure_stops_the_retries_after_its_quick_recheck() -> None:
         ({}, "the last in a phase the record does not name"),
     ],
 )
-def test_dying_says_where_the_last_startup_died(fields: dict[str, object], where: str) -> None:
+def test_dying_says_where_the_last_startup_died(fields: LastStartup, where: str) -> None:
     """A startup Cloud Run's probe failed after the app said it had started has no failed phase."""
-    values: dict[str, object] = {"failed_phase": None, "exit_code": None} | fields
-    last = StartupRecord(
-        instance="i", revision="r", started_at=None, db_phase_s=None, outcome="failed", **values,  # type: ignore[arg-type]
-    )  # fmt: skip
+    failed = StartupRecord(
+        "i", "r", started_at=None, db_phase_s=None, outcome="failed", failed_phase=None, exit_code=None
+    )
+    last = replace(failed, **fields)
     assert where in str(Dying(1, 1, last))

@@ -21,7 +21,9 @@ KNOWN = TrackedCause("issue-1278", "known issue issue-1278", "issue-1278", "conf
 DEPLOY = TrackedCause("product_defect:bad_deploy", "a bad deploy (not issue-1278)")
 
 
-def night(day: int, cause: TrackedCause | None, revision: str | None = None, **extra: object) -> NightRecord:
+def night(
+    day: int, cause: TrackedCause | None, revision: str | None = None, flaky: tuple[str, ...] = ()
+) -> NightRecord:
     return NightRecord(
         run_id=f"run-{day}",
         started_at=f"2026-11-{day:02d}T03:17:00Z",
@@ -32,7 +34,7 @@ def night(day: int, cause: TrackedCause | None, revision: str | None = None, **e
         diagnosis=None,
         cause=cause,
         revisions=(revision,) if revision else (),
-        **extra,  # type: ignore[arg-type]
+        flaky=flaky,
     )
 
 

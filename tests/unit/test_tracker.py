@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.nightly.record import NightRecord, TrackedCause
-from harness.nightly.tracker import Close, Comment, Open, open_trackers, plan
+from harness.nightly.tracker import Action, Close, Comment, Open, open_trackers, plan
 
 pytestmark = pytest.mark.unit
 
@@ -28,8 +28,8 @@ def night(day: int, cause: TrackedCause | None) -> NightRecord:
     )
 
 
-def kinds(actions: list[object]) -> list[tuple[str, object]]:
-    return [(type(a).__name__, a.key if isinstance(a, Open) else a.number) for a in actions]  # type: ignore[attr-defined]
+def kinds(actions: list[Action]) -> list[tuple[str, object]]:
+    return [(type(a).__name__, a.key if isinstance(a, Open) else a.number) for a in actions]
 
 
 def test_a_known_issue_night_comments_on_its_catalogued_tracker_and_opens_nothing() -> None:
@@ -48,7 +48,7 @@ def test_a_new_cause_opens_one_tracker_with_its_markers() -> None:
 def test_a_cause_with_an_open_tracker_is_commented_on() -> None:
     actions = plan(night(3, DEPLOY), "red", [night(2, DEPLOY)], {"product_defect:bad_deploy": 7})
     assert kinds(actions) == [("Comment", 7)] and isinstance(actions[0], Comment)
-    assert "<!-- e2e-nightly-run: e2e-staging/staging/3 -->" in actions[0].body  # type: ignore[union-attr]
+    assert "<!-- e2e-nightly-run: e2e-staging/staging/3 -->" in actions[0].body
 
 
 def test_another_cause_tonight_tells_last_nights_tracker_once() -> None:

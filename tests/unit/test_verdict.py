@@ -19,6 +19,7 @@ from harness.report.verdict import (
     EXIT_USAGE,
     RunFacts,
     TestResult,
+    TestStatus,
     Verdict,
     conclude,
     write_verdict,
@@ -40,7 +41,7 @@ EVERY_CAPABILITY = {
 
 
 def _test(
-    status: str,
+    status: TestStatus,
     category: str | None = None,
     *,
     known: str | None = None,
@@ -55,7 +56,7 @@ def _test(
     return TestResult(
         nodeid=f"t::{name or f'{status}-{category}-{known}-{service}-{capability}-{flaky}'}",
         markers=[EVERY_CAPABILITY.get(capability, "verify_fix")],
-        status=status,  # type: ignore[arg-type]
+        status=status,
         capabilities=[capability],
         category=category,
         known_issue=known,
@@ -229,7 +230,7 @@ def test_a_failure_outranks_incompleteness() -> None:
 # -- verify-fix gates ---------------------------------------------------------------------------------
 
 
-def _gate(status: str, gate: str, *, name: str | None = None, **extra: Any) -> TestResult:
+def _gate(status: TestStatus, gate: str, *, name: str | None = None, **extra: Any) -> TestResult:
     category = {"failed": "product.slo", "skipped": None}.get(status)
     return _test(status, category, capability="gate", name=name or f"{gate}-{status}", gate=gate, **extra)
 

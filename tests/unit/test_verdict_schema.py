@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from harness.report.cause import Cause
-from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, conclude
+from harness.report.verdict import EXIT_USAGE, RunFacts, TestResult, TestStatus, conclude
 from harness.taxonomy import Category
 
 pytestmark = pytest.mark.unit
@@ -22,11 +22,11 @@ SCHEMA = json.loads((ROOT / "docs" / "verdict.schema.json").read_text(encoding="
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
-def _test(name: str, status: str, category: str | None = None, **extra: Any) -> TestResult:
+def _test(name: str, status: TestStatus, category: str | None = None, **extra: Any) -> TestResult:
     return TestResult(
         nodeid=f"tests/e2e_staging/test_x.py::{name}",
         markers=["health"],
-        status=status,  # type: ignore[arg-type]
+        status=status,
         capabilities=["backend_health"],
         category=category,
         service="backend",

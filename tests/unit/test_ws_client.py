@@ -380,7 +380,7 @@ def test_aebb16f_mix_of_bridge_payload_and_flat_frames_passes() -> None:
     """Bridge events, payload-shaped duplicates of agent_started/agent_completed, and the real flat
     agent_completed (final_response text, result a dict), as the aebb16f build sends them."""
     started, thinking, executing, tool_done, _ = golden("data")
-    frames = [
+    frames: list[Frame] = [
         started,
         event("agent_started", "payload"),
         thinking,
@@ -417,7 +417,7 @@ def test_heartbeats_anywhere_are_not_events_and_do_not_break_the_order() -> None
 
 
 def test_the_last_agent_completed_carrying_an_answer_wins() -> None:
-    frames = [
+    frames: list[Frame] = [
         *golden()[:4],
         completed("payload", answer="An interim note while the staging lookup runs."),
         TRAILING_S,  # the final answer trails the first (already balanced) agent_completed
@@ -754,7 +754,7 @@ def test_answer_not_about_the_question_is_named() -> None:
 
 
 def test_never_completing_fails_at_the_deadline_not_later() -> None:
-    keep_alive = [heartbeat(), 0.3] * 6  # heartbeats for 1.8 s do not extend the 1 s deadline
+    keep_alive: list[Frame] = [heartbeat(), 0.3] * 6  # heartbeats for 1.8 s do not extend the 1 s deadline
     result = chat(Script([*golden()[:2], *keep_alive]), deadline_s=1.0)
     exc = failure(lambda: validate_turn(result.turn, QUESTION))
     assert 1.0 <= result.ask_s < 1.5 and result.turn.ended_by == "deadline"
