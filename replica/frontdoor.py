@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -260,7 +260,7 @@ def _denial(exc: InvalidStatus) -> Response:
     )
 
 
-async def _relay(response: httpx.Response, upstream: Upstream):  # type: ignore[no-untyped-def]
+async def _relay(response: httpx.Response, upstream: Upstream) -> AsyncIterator[bytes]:
     """The upstream's body to the caller; the request counts as open on `upstream` until it ends."""
     try:
         async for chunk in response.aiter_raw():
