@@ -140,7 +140,7 @@ class Backend:
                 asyncio.timeout(self.config.health_db_timeout_s),
                 self.resources.pool.acquire() as conn,
             ):
-                await db.ping(conn)
+                await db.ping(conn, hold_s=self.config.health_db_hold_s)
         except Exception as exc:  # acquire timeout, too many connections, connection reset: all "unavailable"
             log.warning("database health check failed: %s", type(exc).__name__)
             return type(exc).__name__

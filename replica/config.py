@@ -63,6 +63,9 @@ class ServiceConfig:
     db_timeout_s: float = 3.0  # the database phase's timeout (staging: 75-95 s)
     db_pool_max: int = 10
     health_db_timeout_s: float = 1.0
+    # How long the database health check's query holds its connection (a check under load): with it, a
+    # burst of checks needs more connections than the pool keeps idle, whatever the machine's speed.
+    health_db_hold_s: float = 0.0
     # blocking: nothing is served until startup ends (uvicorn's real behaviour; callers see the front
     # door's 503 page). early: /health answers JSON 503 with startup fields while the phases run.
     startup_mode: StartupMode = "blocking"

@@ -88,9 +88,14 @@ async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(url, min_size=1, max_size=max(1, max_size), init=_init_connection)
 
 
-async def ping(conn: asyncpg.Connection | asyncpg.Pool, timeout_s: float | None = None) -> None:
-    """`SELECT 1`: the connectivity probe of every health check."""
-    await conn.fetchval("SELECT 1", timeout=timeout_s)
+async def ping(
+    conn: asyncpg.Connection | asyncpg.Pool, timeout_s: float | None = None, hold_s: float = 0.0
+) -> None:
+    """`SELECT 1`: the connectivity probe of every health check (holding the connection `hold_s`)."""
+    if hold_s > 0:
+        await conn.fetchval("SELECT 1 FROM pg_sleep($1)", hold_s, timeout=timeout_s)
+    else:
+        await conn.fetchval("SELECT 1", timeout=timeout_s)
 
 
 async def ensure_schema(pool: asyncpg.Pool) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import known_issues
+from harness.report.job_summary import render
 from tests.selftest.conftest import SuiteRunner
 
 pytestmark = [pytest.mark.selftest, pytest.mark.slow]
@@ -41,3 +42,45 @@ def test_a_scratch_catalogue_labels_failures_in_every_worker(
     )
     labelled = {t["known_issue"] for t in run.verdict["tests"] if t["status"] == "broken"}
     assert (labelled, run.verdict["known_issue"]) == ({SCRATCH}, SCRATCH), run.explain()
+
+
+def test_a_second_issues_fix_is_verified_in_its_own_name_without_a_reporting_change(
+    fresh_suite: SuiteRunner, tmp_path: Path
+) -> None:
+    """A scratch catalogue holding issue-2001 beside #1278, and `E2E_VERIFY_ISSUE=issue-2001`: verify-fix
+    names the issue it verifies from the catalogue wherever a person reads it (the box's last line, the
+    job summary's gates, Allure's epic), and nothing says #1278. The record is left unread: the run is
+    INCONCLUSIVE, which is what a fix verified without its startup gates must be."""
+    data = json.loads(known_issues.DEFAULT_PATH.read_text(encoding="utf-8"))
+    second = data["issues"][0] | {
+        "id": "issue-2001",
+        "name": "Issue #2001",
+        "title": "A second known issue, whose fix a verify-fix run verifies",
+        "link": "https://example.invalid/2001",
+        "tracker": None,
+    }
+    path = tmp_path / "two-issues.json"
+    path.write_text(json.dumps({"issues": [*data["issues"], second]}), encoding="utf-8")
+    quick = {"E2E_VERIFY_GOLDEN_RUNS": "1", "E2E_VERIFY_PROBES": "5", "E2E_VERIFY_WINDOW_S": "1"}
+    settings = {
+        "E2E_KNOWN_ISSUES": str(path),
+        "E2E_VERIFY_ISSUE": "issue-2001",
+        "E2E_STARTUP_EVIDENCE": "none",
+    }
+    run = fresh_suite("healthy", "verify_fix", extra_env=settings | quick)
+    slo = run.verdict["slo"]
+    assert (slo["issue"], slo["issue_name"], slo["verdict"]) == (
+        "issue-2001",
+        "Issue #2001",
+        "INCONCLUSIVE",
+    ), run.explain()
+    summary = render(run.verdict)
+    assert "Issue #2001: INCONCLUSIVE" in run.output and "### Issue #2001: INCONCLUSIVE" in summary
+    assert "1278" not in run.verdict["headline"] + summary
+    epics = [
+        label["value"]
+        for result in (run.reports / "allure-results").glob("*-result.json")
+        for label in json.loads(result.read_text())["labels"]
+        if label["name"] == "epic"
+    ]
+    assert epics and set(epics) == {"Issue #2001"}, epics
