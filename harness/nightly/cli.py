@@ -37,7 +37,6 @@ from harness.nightly.github import GitHub, GitHubConfig, GitHubError
 from harness.nightly.history import History, HistoryError, HistoryFile, file_name
 from harness.nightly.record import NightRecord, night_of
 from harness.nightly.store import BranchStore
-from harness.report.verdict import EXIT_USAGE
 from harness.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,9 +200,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     args = parser.parse_args(argv)
     try:
         night = Night(args.job, args.reports, os.environ if environ is None else environ)
-    except SettingsError as exc:
+    except SettingsError as exc:  # the command's usage error, as argparse's own
         print(f"nightly: E2E settings: {exc}", flush=True)
-        return EXIT_USAGE
+        return 2
     if args.command == "pull":
         return pull(night)
     if args.command == "run":

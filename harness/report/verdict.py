@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import known_issues
-from harness.nightly.causes import past_review, retriage_words, tracked_cause
 from harness.nightly.record import NightRecord, RunIdentity, TrackedCause, parse_time
 from harness.nightly.streak import Streak, Tonight, streak
 from harness.redact import redact
@@ -35,6 +34,7 @@ from harness.report.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.report.diagnosis import Diagnosis, diagnose
 from harness.report.gates import FixVerdict, Gate, evaluate, fix_verdict
 from harness.report.headline import words
+from harness.report.tracked_cause import past_review, retriage_words, tracked_cause
 from harness.taxonomy import Category
 from harness.text import reason
 

@@ -1,4 +1,4 @@
-"""The streak rules (harness.nightly.streak) and the cause a tracker follows (harness.nightly.causes):
+"""The streak rules (harness.nightly.streak) and the cause a tracker follows (harness.report.tracked_cause):
 pure data, no run."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from datetime import date
 
 import pytest
 
-from harness.nightly.causes import tracked_cause
 from harness.nightly.history import History
 from harness.nightly.record import NightRecord, TrackedCause
 from harness.nightly.streak import Tonight, streak
 from harness.report.cause import Cause
 from harness.report.diagnosis import Diagnosis
+from harness.report.tracked_cause import tracked_cause
 from harness.startup.kinds import Named
 
 pytestmark = pytest.mark.unit

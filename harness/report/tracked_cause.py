@@ -8,7 +8,7 @@ outcome, the diagnosis, the cause and its strength, the failures) and the catalo
 | passed                                           | none (a green night)                 |                              |
 | a known issue explains it, before its review date | the issue's id (`issue-1278`)        | the catalogue's `tracker`    |
 | a known issue explains it, past its review date   | `retriage:<id>`: red as a new failure | one opened for it            |
-| the record ruled the known issue out              | `product_defect:bad_deploy`, `infrastructure:gateway` | one opened for it |
+| the record ruled the known issue out              | `startup:<kind of death>`, `infrastructure:gateway` | one opened for it |
 | anything else red                                 | `<diagnosis>:<categories of the failures>`, `incomplete`, `inconclusive`, `error` | one opened for it |
 
 Categories, not messages: tonight's timings and URLs must not make the same cause a new one.
