@@ -50,11 +50,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("healthy", "Everything works: login, chat, AI answers, messages stored."),
         Scenario(
             "issue-1278",
-            "The database connection hangs past the database-phase timeout (2 s): `❌ Database connection "
-            "timeout after 2.0..s (attempt 1/3)`, `Database initialization attempt 1 failed (timeout):`, "
+            "The database connection hangs past the database-phase timeout (3 s: a healthy phase takes 0.3 s, "
+            "so a loaded machine still starts one after the fix): `❌ Database connection "
+            "timeout after 3.0..s (attempt 1/3)`, `Database initialization attempt 1 failed (timeout):`, "
             "the phase fails by timeout; exit code 3, crash loop, every backend request gets the front "
             "door's 503 HTML page; auth stays healthy. `fix` clears it.",
-            service={"db_timeout_s": 2.0},
+            service={"db_timeout_s": 3.0},
             db_fault=Fault("hang"),
             backend_ready_expected=False,
             crash_loop=True,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from replica import scenarios
 from replica.cloud_logging import LOG_STDERR, LOG_STDOUT, LOG_SYSTEM, SERVICE_NAME
 from replica.handle import ReplicaHandle
 from tests.replica.lifecycle import cli, poll_until, running
@@ -26,7 +27,8 @@ pytestmark = [pytest.mark.replica]
 
 T = TypeVar("T")
 EVIDENCE_BOUND_S = 15.0  # until every instance's startup is in the file (imports on a busy 2-core box)
-CRASH_LOOP_BOUND_S = 20.0  # three instances: imports, the 2 s database timeout, exit 3
+CRASH_LOOP_BOUND_S = 20.0  # three instances: imports, the 3 s database timeout, exit 3
+ISSUE_1278_TIMEOUT_S = float(scenarios.get("issue-1278").service["db_timeout_s"])
 FIX_BOUND_S = 10.0  # post-fix verification's story: >= 3 good startups within ~10 s of the fix
 FIX_BACKOFF_MAX_S = 2.0
 
@@ -282,9 +284,12 @@ class TestIssue1278StartupEvidence:
             assert exit_entry is startup.entries[-1]
 
     def test_failed_database_phase_spent_the_whole_timeout(self, fix_story: FixStory) -> None:
-        """The partial timings' `FAIL: DATABASE : N.NNNs` is the measured 2 s timeout, not a constant."""
+        """The partial timings' `FAIL: DATABASE : N.NNNs` is the measured timeout, not a constant."""
         durations = [s.db_phase_s for s in fix_story.failed]
-        assert durations and all(d is not None and 1.9 <= d < 3.0 for d in durations), durations
+        timeout = ISSUE_1278_TIMEOUT_S
+        assert durations and all(d is not None and timeout - 0.1 <= d < timeout + 1.0 for d in durations), (
+            durations
+        )
 
     def test_three_good_startups_within_10s_of_the_fix(self, fix_story: FixStory) -> None:
         assert fix_story.fix_to_three_ok_s is not None, "fewer than 3 good startups after the fix"

@@ -67,7 +67,7 @@ def test_1278_is_confirmed_by_startups_dying_in_the_database_phase(
         "issue-1278",
         "known_issue",
     ), run.explain()
-    assert "died in phase database after 2.0 s, exit 3" in cause["evidence"], cause["evidence"]
+    assert "died in phase database after 3.0 s, exit 3" in cause["evidence"], cause["evidence"]
     assert run.verdict["headline"].startswith(
         "KNOWN ISSUE issue-1278, confirmed by the startup record: the database phase ran out its time"
     )

@@ -55,7 +55,7 @@ class Story:
 
 
 STORIES = [
-    Story("issue-1278", "database-timeout", "confirmed", ("Database connection timeout after 2.0",), "KNOWN ISSUE issue-1278, confirmed by the startup record: "),
+    Story("issue-1278", "database-timeout", "confirmed", ("Database connection timeout after 3.0",), "KNOWN ISSUE issue-1278, confirmed by the startup record: "),
     Story("db-wrong-password", "database-credentials-refused", "ruled_out", ("Database connection error after 0.", 'password=REDACTED failed for user "netra_staging"'), "PRODUCT DEFECT ("),
     Story("db-socket-missing", "cloud-sql-socket-missing", "ruled_out", ("[Errno 2] No such file or directory",), "PRODUCT DEFECT ("),
     Story("db-empty", "database-schema-missing", "ruled_out", ("Missing critical database tables: {'users'",), "PRODUCT DEFECT ("),
