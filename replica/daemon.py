@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -330,9 +331,22 @@ class ReplicaDaemon:
         self.fault_after_ready_applied = True
         log.info("db fault after ready: %s (cut %d open connections)", fault, self.proxy.cut)
 
+    async def _auth_healthy(self) -> None:
+        """Return once the auth service answers /health with 200 on its own port (or the replica stops):
+        it holds its database connection by then."""
+        async with httpx.AsyncClient(timeout=2) as client:
+            while not self.stop_event.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{self.auth_port}/health")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+
     async def _hog_when_ready(self, direct_url: str) -> None:
-        """Other tenants of a shared Cloud SQL instance: take every free connection and keep it."""
+        """Other tenants of a shared Cloud SQL instance: take every free connection and keep it, once
+        both services serve (the story is the backend's checks under load, not an auth service that
+        never got its connection)."""
         await self._backend_healthy()
+        await self._auth_healthy()
         while len(self.hog) < self.scenario.pg_max_connections:
             try:
                 self.hog.append(await asyncpg.connect(direct_url, timeout=2))
