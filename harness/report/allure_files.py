@@ -126,14 +126,16 @@ def first_page(verdict: Mapping[str, Any]) -> dict[str, str]:
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "broken", "skipped", "flaky"))
     streak = verdict.get("streak") or {}
     flaky = "; ".join(str(f["text"]) for f in streak.get("flaky") or [])
+    # Allure 3.14.3 shows the executor and 7 entries before "Show more": the verdict's essentials first
+    # (the headline already ends with what changed since the nights before), the details after.
     entries = {
         "diagnosis": str(verdict["headline"]),
-        **({"nights": str(streak["text"])} if streak else {}),
         "cause": _cause(verdict.get("cause")),
-        **_kind(verdict.get("cause")),
         "owner": str(verdict["owner"]),
         "outcome": f"{str(verdict['outcome']).upper()} (exit {verdict['exit_status']}): {tally}",
         **_coverage(verdict.get("coverage") or []),
+        **_kind(verdict.get("cause")),
+        **({"nights": str(streak["text"])} if streak else {}),
         **({"flaky over the nights": flaky} if flaky else {}),
     }
     return {key: redact(value) for key, value in entries.items()}
@@ -148,7 +150,7 @@ def _cause(cause: Mapping[str, Any] | None) -> str:
 
 def _kind(cause: Mapping[str, Any] | None) -> dict[str, str]:
     """The startups' kind of death, when the record showed them dying: its title, the line it quotes
-    (an unrecognised one: the record's own lines) and the next step, as one entry (the first page shows 8)."""
+    (an unrecognised one: the record's own lines) and the next step, as one entry."""
     kind = (cause or {}).get("kind")
     if not kind:
         return {}
