@@ -48,72 +48,55 @@ class Words:
     label: str
 
 
-def words(
-    *,
-    outcome: str,
-    diagnosis: Diagnosis | None,
-    coverage: Sequence[Coverage],
-    failures: Sequence[Failure],
-    cause: Cause | None,
-    gates: Sequence[Gate],
-    fix: FixVerdict | None,
-    verified_issue: str | None,
-    usage_error: str | None,
-    nothing_selected: bool,
-    judged_the_replica: bool,
-    retriage: str | None = None,
-    streak: str | None = None,
-) -> Words:
-    """The headline, the owner and the label of one run.
+@dataclass(frozen=True)
+class Decided:
+    """What `conclude` decided before the words are chosen: every function here reads it, none adds
+    to it. `retriage`: the diagnosis's known issue is past its review date (its words, e.g.
+    "issue-1278 past its review date 2026-12-21: re-triage (owner: …)"): the night is headlined as one
+    someone must look at again. `streak`: what changed since the nights before, said last."""
 
-    `retriage`: the diagnosis's known issue is past its review date (its words, e.g. "issue-1278 past
-    its review date 2026-12-21: re-triage (owner: …)"): the night is headlined as one someone must look
-    at again. `streak`: what changed since the nights before, said last."""
-    line = _headline(
-        outcome,
-        diagnosis,
-        coverage,
-        failures,
-        cause,
-        gates,
-        fix,
-        verified_issue,
-        usage_error,
-        nothing_selected,
-    )
-    if retriage:
-        line = f"{RETRIAGE} {retriage}; {line}"
-    if judged_the_replica and diagnosis is not None:
+    outcome: str
+    diagnosis: Diagnosis | None
+    coverage: Sequence[Coverage]
+    failures: Sequence[Failure]
+    cause: Cause | None
+    gates: Sequence[Gate]
+    fix: FixVerdict | None
+    verified_issue: str | None
+    usage_error: str | None
+    nothing_selected: bool
+    judged_the_replica: bool
+    retriage: str | None = None
+    streak: str | None = None
+
+
+def words(decided: Decided) -> Words:
+    """The headline, the owner and the label of one run."""
+    diagnosis = decided.diagnosis
+    line = _headline(decided)
+    if decided.retriage:
+        line = f"{RETRIAGE} {decided.retriage}; {line}"
+    if decided.judged_the_replica and diagnosis is not None:
         line = f"{line}; {LOCAL}"
-    if streak:
-        line = f"{line}; {streak}"
-    owner = _owner(outcome, diagnosis, cause)
-    issue = known_issues.get(diagnosis.known_issue) if retriage and diagnosis else None
+    if decided.streak:
+        line = f"{line}; {decided.streak}"
+    owner = _owner(decided.outcome, diagnosis, decided.cause)
+    issue = known_issues.get(diagnosis.known_issue) if decided.retriage and diagnosis else None
     if issue is not None:  # the catalogue's owner answers for it, and must look again
         owner = f"{issue.owner} {text.known_issue_mark(issue.id)}, past its review date: re-triage"
-    return Words(line, owner, _label(line, diagnosis, cause, judged_the_replica))
+    return Words(line, owner, _label(line, diagnosis, decided.cause, decided.judged_the_replica))
 
 
-def _headline(
-    outcome: str,
-    diagnosis: Diagnosis | None,
-    coverage: Sequence[Coverage],
-    failures: Sequence[Failure],
-    cause: Cause | None,
-    gates: Sequence[Gate],
-    fix: FixVerdict | None,
-    verified_issue: str | None,
-    usage_error: str | None,
-    nothing_selected: bool,
-) -> str:
+def _headline(decided: Decided) -> str:
+    diagnosis, cause, failures = decided.diagnosis, decided.cause, decided.failures
     if diagnosis is None:  # nothing was tested
-        if usage_error:
-            return f"USAGE ERROR: {usage_error}"
-        if nothing_selected:
+        if decided.usage_error:
+            return f"USAGE ERROR: {decided.usage_error}"
+        if decided.nothing_selected:
             return "NO TESTS RAN: the selection (MARKERS / -m, -k) matched no test of the suite; nothing verified"
         return "USAGE ERROR: pytest refused the run (its message is above); nothing verified"
-    if fix is not None:
-        return _fix_headline(gates, fix, known_issues.name_of(verified_issue))
+    if decided.fix is not None:
+        return _fix_headline(decided.gates, decided.fix, known_issues.name_of(decided.verified_issue))
     if diagnosis.kind == "known_issue":
         issue = known_issues.get(diagnosis.known_issue)
         blame = issue.headline if issue else "a catalogued issue explains every failure"
@@ -138,9 +121,9 @@ def _headline(
         return "NOT REPRODUCED: the issue's signature was not seen; staging is not in the state the reproduction looks for (not a defect)"
     if diagnosis.kind == "suite_error":
         return "SUITE ERROR: the validation suite itself failed, not staging (see the suite.error failures)"
-    if outcome == "incomplete":
-        return _incomplete(coverage)
-    return _healthy(coverage)
+    if decided.outcome == "incomplete":
+        return _incomplete(decided.coverage)
+    return _healthy(decided.coverage)
 
 
 def _ruled_out(cause: Cause, diagnosis: Diagnosis) -> str:

@@ -33,7 +33,7 @@ from harness.report.cause import Cause
 from harness.report.coverage import Coverage, TestOutcome, compute, incomplete
 from harness.report.diagnosis import Diagnosis, diagnose
 from harness.report.gates import FixVerdict, Gate, evaluate, fix_verdict
-from harness.report.headline import words
+from harness.report.headline import Decided, words
 from harness.report.tracked_cause import past_review, retriage_words, tracked_cause
 from harness.taxonomy import Category
 from harness.text import reason
@@ -270,19 +270,21 @@ def conclude(facts: RunFacts) -> Verdict:
     )
     night = _streak(facts, outcome, tracked)
     said = words(
-        outcome=outcome,
-        diagnosis=diagnosis,
-        coverage=coverage,
-        failures=failures,
-        cause=facts.cause,
-        gates=gates,
-        fix=fix,
-        verified_issue=facts.verified_issue,
-        usage_error=redact(facts.usage_error) if facts.usage_error else None,
-        nothing_selected=facts.pytest_exit == EXIT_NO_TESTS,
-        judged_the_replica=facts.judged_the_replica,
-        retriage=retriage,
-        streak=night.text if night else None,
+        Decided(
+            outcome=outcome,
+            diagnosis=diagnosis,
+            coverage=coverage,
+            failures=failures,
+            cause=facts.cause,
+            gates=gates,
+            fix=fix,
+            verified_issue=facts.verified_issue,
+            usage_error=redact(facts.usage_error) if facts.usage_error else None,
+            nothing_selected=facts.pytest_exit == EXIT_NO_TESTS,
+            judged_the_replica=facts.judged_the_replica,
+            retriage=retriage,
+            streak=night.text if night else None,
+        )
     )
     statuses = Counter(t.status for t in tests)
     counts = {s: statuses[s] for s in ("passed", "failed", "broken", "skipped")}
